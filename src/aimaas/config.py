@@ -1,0 +1,59 @@
+"""Settings: the only place that reads environment variables (prefix ``AIMAAS_``).
+
+Build one :class:`Settings` at start-up and pass it down; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Server configuration. Every field can be set as ``AIMAAS_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="AIMAAS_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".aimaas")
+    database_url: str | None = None
+    storage_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = 2 * 1024 * MiB
+    # Archives: refuse more entries, more expanded bytes or a higher compression ratio than these.
+    max_archive_entries: int = 100_000
+    max_archive_bytes: int = 4 * 1024 * MiB
+    max_archive_ratio: float = 200.0
+    sqlite_busy_timeout_ms: int = 30_000
+    log_level: str = "info"
+    redis_url: str | None = None
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _expand_home(cls, value: object) -> object:
+        if isinstance(value, str):
+            return Path(value).expanduser()
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'aimaas.db').as_posix()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or (self.home / "artifacts").as_posix()
+
+    @property
+    def staging_dir(self) -> Path:
+        """Local scratch space for uploads being received and checked (never served)."""
+        return self.home / "staging"
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.home / "admin.key"
