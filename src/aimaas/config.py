@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 30_000
     log_level: str = "info"
     redis_url: str | None = None
+    # Serve /docs and /openapi.json without a key (closed by default).
+    public_docs: bool = False
 
     @field_validator("home", mode="before")
     @classmethod
@@ -57,3 +59,20 @@ class Settings(BaseSettings):
     @property
     def admin_key_file(self) -> Path:
         return self.home / "admin.key"
+
+
+class ClientSettings(BaseSettings):
+    """What the CLI and SDK read from the environment: ``AIMAAS_URL``, ``AIMAAS_API_KEY``, ``AIMAAS_CONFIG``.
+
+    Values given on the command line win over these, and these win over the file written by
+    ``aimaas login`` (``config_file``, default ``~/.config/aimaas/config.json``, mode 0600).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AIMAAS_", extra="ignore")
+
+    url: str | None = None
+    api_key: str | None = None
+    config: Path = Field(default_factory=lambda: Path.home() / ".config" / "aimaas" / "config.json")
+
+
+__all__.append("ClientSettings")

@@ -13,6 +13,7 @@ __all__ = [
     "DatasetReference",
     "DatasetSplit",
     "DatasetVersion",
+    "Principal",
     "Scope",
     "Tenant",
     "utcnow",
@@ -118,3 +119,19 @@ class DatasetReference:
     holder_kind: str
     holder_id: str
     created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the authenticated key, its tenant, and whether it may manage other tenants."""
+
+    tenant: Tenant
+    key: ApiKey
+    is_operator: bool = False
+
+    @property
+    def tenant_id(self) -> str:
+        return self.tenant.id
+
+    def can(self, scope: Scope) -> bool:
+        return Scope.grants(self.key.scopes, scope)

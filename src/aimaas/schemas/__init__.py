@@ -11,7 +11,14 @@ from aimaas.schemas.datasets import (
     SplitCreate,
     SplitPublic,
 )
-from aimaas.schemas.tenants import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, TenantCreate, TenantPublic, WhoAmI
+from aimaas.schemas.tenants import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    TenantCreate,
+    TenantPublic,
+    WhoAmI,
+)
 
 __all__ = [
     "ApiKeyCreate",

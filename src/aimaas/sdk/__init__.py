@@ -1,0 +1,26 @@
+"""The Python SDK of aimaas: :class:`Client` (sync) and :class:`AsyncClient` over httpx.
+
+>>> from aimaas.sdk import Client
+>>> with Client("http://127.0.0.1:8000", api_key="...") as client:  # doctest: +SKIP
+...     version = client.datasets.upload("answers.csv", name="answers")
+
+Every failure raises an :mod:`aimaas.errors` exception (``NotFound``, ``Unauthorized``, ``InvalidInput``…)
+carrying the server's ``message``, ``code`` and ``param`` plus ``status_code`` and ``request_id``.
+"""
+
+from __future__ import annotations
+
+from aimaas.sdk._async import AsyncClient
+from aimaas.sdk._http import ProgressCallback
+from aimaas.sdk._login import DEFAULT_URL, LoginConfig, load_login_config, save_login_config
+from aimaas.sdk._sync import Client
+
+__all__ = [
+    "DEFAULT_URL",
+    "AsyncClient",
+    "Client",
+    "LoginConfig",
+    "ProgressCallback",
+    "load_login_config",
+    "save_login_config",
+]

@@ -48,7 +48,15 @@ class ArtifactStore(abc.ABC):
     url: str
 
     @abc.abstractmethod
-    def put_file(self, key: str, source: Path) -> StoredArtifact: ...
+    def put_file(self, key: str, source: Path, *, move: bool = False, sha256: str | None = None) -> StoredArtifact:
+        """Store the local file ``source`` under ``key`` atomically.
+
+        ``move=True`` lets the store take the file instead of copying it (a rename when ``source`` is on
+        the same filesystem); after a successful move ``source`` no longer exists. ``sha256`` is the
+        digest the caller already computed while receiving the bytes: a store that copies verifies it
+        (StorageError with code ``checksum_mismatch`` and nothing stored when it differs); a store that
+        renames trusts it instead of re-reading the file.
+        """
 
     @abc.abstractmethod
     def put_bytes(self, key: str, data: bytes) -> StoredArtifact: ...

@@ -1,0 +1,69 @@
+"""``aimaas serve``: build the container, bootstrap the operator key, seed the demo, run uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+
+import uvicorn
+
+from aimaas.api.app import create_app
+from aimaas.apps.container import build_container
+from aimaas.config import Settings
+
+__all__ = ["serve", "write_admin_key"]
+
+log = logging.getLogger("aimaas.server")
+
+
+def write_admin_key(settings: Settings, secret: str) -> None:
+    """Write the first admin key to ``$AIMAAS_HOME/admin.key``, readable by its owner only."""
+    path = settings.admin_key_file
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    os.replace(tmp, path)
+
+
+def _announce(settings: Settings, secret: str | None) -> None:
+    # The one place the secret is shown: stderr of the first start, never a log record.
+    if secret is None:
+        return
+    bar = "=" * 72
+    sys.stderr.write(
+        f"{bar}\nFirst start: created tenant 'default' and an admin API key (shown once):\n\n"
+        f"    {secret}\n\nIt is also in {settings.admin_key_file} (mode 0600).\n"
+        f"Try:  aimaas login --url http://{settings.host}:{settings.port} --api-key $(cat {settings.admin_key_file})\n"
+        f"{bar}\n"
+    )
+    sys.stderr.flush()
+
+
+def serve(settings: Settings, demo: bool = False) -> None:
+    """Run the API server in the foreground until SIGINT/SIGTERM."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    container = build_container(settings)
+    shutil.rmtree(settings.staging_dir, ignore_errors=True)  # leftovers of a crashed upload
+    secret = container.services.tenants.bootstrap()
+    if secret is not None:
+        write_admin_key(settings, secret)
+    _announce(settings, secret)
+    if demo:
+        from aimaas.apps.demo import seed_demo
+
+        seed_demo(container.services, log=log)
+    app = create_app(settings, container.services)
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=30,
+            server_header=False,
+        )
+    finally:
+        container.close()

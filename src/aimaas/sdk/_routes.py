@@ -1,0 +1,186 @@
+"""The REST API (docs/api.md) as data: each function returns the request to send and how to read the answer.
+
+The sync and async clients both execute these, so every path, parameter and model is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from aimaas.schemas import (
+    ApiKeyCreated,
+    ApiKeyPublic,
+    DatasetDetail,
+    DatasetPublic,
+    DatasetStats,
+    DatasetVersionPublic,
+    Page,
+    PreviewPage,
+    SplitPublic,
+    TenantPublic,
+    WhoAmI,
+)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+Version = int | str
+
+API = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request and the parser of its (2xx) answer."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: dict[str, Any] = field(default_factory=dict)
+    json: Any = None
+
+
+def _seg(value: object) -> str:
+    return quote(str(value), safe="")
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _model(model: type[M]) -> Callable[[httpx.Response], M]:
+    return lambda response: model.model_validate_json(response.content)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    data = response.json()
+    return data if isinstance(data, dict) else {"value": data}
+
+
+def _nothing(response: httpx.Response) -> None:
+    return None
+
+
+def dataset_path(name: str) -> str:
+    return f"{API}/datasets/{_seg(name)}"
+
+
+def version_path(name: str, version: Version) -> str:
+    return f"{dataset_path(name)}/versions/{_seg(version)}"
+
+
+# -- service -----------------------------------------------------------------------------------------------
+def health() -> Call[dict[str, Any]]:
+    return Call("GET", "/healthz", _json)
+
+
+def ready() -> Call[dict[str, Any]]:
+    return Call("GET", "/readyz", _json)
+
+
+def whoami() -> Call[WhoAmI]:
+    return Call("GET", f"{API}/whoami", _model(WhoAmI))
+
+
+# -- tenants and keys --------------------------------------------------------------------------------------
+def tenant_create(name: str) -> Call[TenantPublic]:
+    return Call("POST", f"{API}/tenants", _model(TenantPublic), json={"name": name})
+
+
+def tenant_list(limit: int | None, cursor: str | None) -> Call[Page[TenantPublic]]:
+    return Call("GET", f"{API}/tenants", _model(Page[TenantPublic]), _params(limit=limit, cursor=cursor))
+
+
+def tenant_get(tenant_id: str) -> Call[TenantPublic]:
+    return Call("GET", f"{API}/tenants/{_seg(tenant_id)}", _model(TenantPublic))
+
+
+def key_create(
+    name: str, scopes: list[str] | None, expires_at: datetime | str | None, tenant_id: str | None
+) -> Call[ApiKeyCreated]:
+    body: dict[str, Any] = {"name": name, "scopes": list(scopes) if scopes else ["read"]}
+    if expires_at is not None:
+        body["expires_at"] = expires_at.isoformat() if isinstance(expires_at, datetime) else expires_at
+    if tenant_id is not None:
+        body["tenant_id"] = tenant_id
+    return Call("POST", f"{API}/keys", _model(ApiKeyCreated), json=body)
+
+
+def key_list(tenant_id: str | None, limit: int | None, cursor: str | None) -> Call[Page[ApiKeyPublic]]:
+    params = _params(tenant_id=tenant_id, limit=limit, cursor=cursor)
+    return Call("GET", f"{API}/keys", _model(Page[ApiKeyPublic]), params)
+
+
+def key_revoke(key_id: str, tenant_id: str | None) -> Call[ApiKeyPublic]:
+    return Call("DELETE", f"{API}/keys/{_seg(key_id)}", _model(ApiKeyPublic), _params(tenant_id=tenant_id))
+
+
+# -- datasets ----------------------------------------------------------------------------------------------
+def upload_params(filename: str, format: str | None) -> dict[str, Any]:
+    return _params(filename=filename, format=format)
+
+
+parse_version = _model(DatasetVersionPublic)
+
+
+def dataset_list(limit: int | None, cursor: str | None) -> Call[Page[DatasetPublic]]:
+    return Call("GET", f"{API}/datasets", _model(Page[DatasetPublic]), _params(limit=limit, cursor=cursor))
+
+
+def dataset_get(name: str) -> Call[DatasetDetail]:
+    return Call("GET", dataset_path(name), _model(DatasetDetail))
+
+
+def dataset_versions(name: str, limit: int | None, cursor: str | None) -> Call[Page[DatasetVersionPublic]]:
+    params = _params(limit=limit, cursor=cursor)
+    return Call("GET", f"{dataset_path(name)}/versions", _model(Page[DatasetVersionPublic]), params)
+
+
+def dataset_version(name: str, version: Version) -> Call[DatasetVersionPublic]:
+    return Call("GET", version_path(name, version), parse_version)
+
+
+def dataset_preview(name: str, version: Version, offset: int, limit: int) -> Call[PreviewPage]:
+    params = {"offset": offset, "limit": limit}
+    return Call("GET", f"{version_path(name, version)}/preview", _model(PreviewPage), params)
+
+
+def dataset_stats(name: str, version: Version) -> Call[DatasetStats]:
+    return Call("GET", f"{version_path(name, version)}/stats", _model(DatasetStats))
+
+
+def dataset_split(
+    name: str,
+    *,
+    train: float,
+    validation: float,
+    test: float,
+    seed: int,
+    stratify_by: str | None,
+    version: int | None,
+) -> Call[SplitPublic]:
+    body = _params(version=version, train=train, validation=validation, test=test, seed=seed, stratify_by=stratify_by)
+    return Call("POST", f"{dataset_path(name)}/splits", _model(SplitPublic), json=body)
+
+
+def dataset_splits(name: str, version: Version, limit: int | None, cursor: str | None) -> Call[Page[SplitPublic]]:
+    params = _params(limit=limit, cursor=cursor)
+    return Call("GET", f"{version_path(name, version)}/splits", _model(Page[SplitPublic]), params)
+
+
+def dataset_delete(name: str) -> Call[None]:
+    return Call("DELETE", dataset_path(name), _nothing)
+
+
+def download_path(name: str, version: Version) -> str:
+    return f"{version_path(name, version)}/download"
+
+
+def split_download_path(name: str, version: Version, split_id: str) -> str:
+    return f"{version_path(name, version)}/splits/{_seg(split_id)}/download"

@@ -1,0 +1,18 @@
+"""The set of services a front end (API, UI, CLI in-process) works with; built in ``aimaas.apps``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aimaas.services.datasets.service import DatasetService
+from aimaas.services.tenants import TenantService
+
+__all__ = ["Services"]
+
+
+@dataclass(frozen=True)
+class Services:
+    tenants: TenantService
+    datasets: DatasetService
+    ping: Callable[[], None]  # raises StorageError unless the database answers

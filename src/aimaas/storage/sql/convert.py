@@ -1,0 +1,127 @@
+"""Rows ↔ frozen domain objects. Nothing outside ``aimaas.storage.sql`` ever sees a row."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from aimaas.domain import ApiKey, Dataset, DatasetReference, DatasetSplit, DatasetVersion, Tenant
+
+__all__ = [
+    "dumps",
+    "fractions_key",
+    "stratify_key",
+    "to_api_key",
+    "to_dataset",
+    "to_reference",
+    "to_split",
+    "to_tenant",
+    "to_version",
+    "version_values",
+]
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON text (sorted keys, no spaces) so equal values compare equal in SQL."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def fractions_key(fractions: tuple[float, float, float]) -> str:
+    return dumps([float(f) for f in fractions])
+
+
+def stratify_key(stratify_by: str | None) -> str:
+    return dumps(stratify_by)
+
+
+def to_tenant(row: RowMapping) -> Tenant:
+    return Tenant(id=row["id"], name=row["name"], created_at=row["created_at"])
+
+
+def to_api_key(row: RowMapping) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        prefix=row["prefix"],
+        key_hash=row["key_hash"],
+        scopes=frozenset(json.loads(row["scopes"])),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def to_dataset(row: RowMapping) -> Dataset:
+    return Dataset(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        created_at=row["created_at"],
+        latest_version=row["latest_version"],
+    )
+
+
+def version_values(v: DatasetVersion) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "dataset_id": v.dataset_id,
+        "tenant_id": v.tenant_id,
+        "version": v.version,
+        "format": v.format,
+        "sha256": v.sha256,
+        "size_bytes": v.size_bytes,
+        "artifact_key": v.artifact_key,
+        "filename": v.filename,
+        "num_rows": v.num_rows,
+        "schema_json": dumps(v.schema),
+        "stats_json": dumps(v.stats),
+        "target_suggestion": v.target_suggestion,
+        "created_at": v.created_at,
+    }
+
+
+def to_version(row: RowMapping) -> DatasetVersion:
+    return DatasetVersion(
+        id=row["id"],
+        dataset_id=row["dataset_id"],
+        tenant_id=row["tenant_id"],
+        version=row["version"],
+        format=row["format"],
+        sha256=row["sha256"],
+        size_bytes=row["size_bytes"],
+        artifact_key=row["artifact_key"],
+        filename=row["filename"],
+        num_rows=row["num_rows"],
+        schema=json.loads(row["schema_json"]),
+        stats=json.loads(row["stats_json"]),
+        created_at=row["created_at"],
+        target_suggestion=row["target_suggestion"],
+    )
+
+
+def to_split(row: RowMapping) -> DatasetSplit:
+    f0, f1, f2 = json.loads(row["fractions"])
+    return DatasetSplit(
+        id=row["id"],
+        version_id=row["version_id"],
+        tenant_id=row["tenant_id"],
+        seed=row["seed"],
+        fractions=(f0, f1, f2),
+        stratify_by=json.loads(row["stratify_by"]),
+        counts=json.loads(row["counts_json"]),
+        artifact_key=row["artifact_key"],
+        created_at=row["created_at"],
+    )
+
+
+def to_reference(row: RowMapping) -> DatasetReference:
+    return DatasetReference(
+        dataset_id=row["dataset_id"],
+        tenant_id=row["tenant_id"],
+        holder_kind=row["holder_kind"],
+        holder_id=row["holder_id"],
+        created_at=row["created_at"],
+    )

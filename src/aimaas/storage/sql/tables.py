@@ -1,0 +1,152 @@
+"""SQLAlchemy Core tables for the metadata store, and the column types they share.
+
+These definitions describe the schema at the *head* migration; the migrations in ``migrations/versions``
+create it. A unit test checks that the two never drift apart.
+
+Conventions: ids are strings that sort by creation time (``C`` collation on PostgreSQL so the order is
+byte order on every backend); timestamps are stored in UTC and come back timezone-aware; lists and
+mappings are stored as JSON text so SQLite and PostgreSQL hold exactly the same bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "Id",
+    "UtcDateTime",
+    "api_keys",
+    "dataset_references",
+    "dataset_splits",
+    "dataset_versions",
+    "datasets",
+    "metadata",
+    "tenants",
+]
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def Id() -> sa.types.TypeEngine[str]:  # noqa: N802 - reads like a type in column definitions
+    """String id type; byte-order collation on PostgreSQL so ``ORDER BY id`` matches SQLite and memory."""
+    return sa.String().with_variant(postgresql.VARCHAR(collation="C"), "postgresql")
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored in UTC that always comes back timezone-aware (SQLite drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # naive values are taken to be UTC already
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _tenant_fk() -> sa.Column[str]:
+    return sa.Column("tenant_id", Id(), sa.ForeignKey("tenants.id"), nullable=False, index=True)
+
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("name", sa.String(), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    _tenant_fk(),
+    sa.Column("name", sa.String(), nullable=False),
+    sa.Column("prefix", sa.String(), nullable=False),
+    sa.Column("key_hash", sa.String(), nullable=False),
+    sa.Column("scopes", sa.Text(), nullable=False),  # JSON list, sorted
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_api_keys_key_hash", "key_hash", unique=True),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    _tenant_fk(),
+    sa.Column("name", sa.String(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("latest_version", sa.Integer(), nullable=False, server_default="0"),
+    sa.UniqueConstraint("tenant_id", "name"),
+)
+
+dataset_versions = sa.Table(
+    "dataset_versions",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("dataset_id", Id(), sa.ForeignKey("datasets.id"), nullable=False),
+    _tenant_fk(),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("format", sa.String(), nullable=False),
+    sa.Column("sha256", sa.String(), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("artifact_key", sa.Text(), nullable=False),
+    sa.Column("filename", sa.Text(), nullable=False),
+    sa.Column("num_rows", sa.BigInteger(), nullable=False),
+    sa.Column("schema_json", sa.Text(), nullable=False),
+    sa.Column("stats_json", sa.Text(), nullable=False),
+    sa.Column("target_suggestion", sa.String(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("dataset_id", "version"),
+    sa.UniqueConstraint("dataset_id", "sha256"),
+)
+
+dataset_splits = sa.Table(
+    "dataset_splits",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("version_id", Id(), sa.ForeignKey("dataset_versions.id"), nullable=False),
+    _tenant_fk(),
+    sa.Column("seed", sa.BigInteger(), nullable=False),
+    # JSON text, canonical: "[0.8, 0.1, 0.1]" and "null" / "\"label\"" so the unique key works with NULLs
+    sa.Column("fractions", sa.String(), nullable=False),
+    sa.Column("stratify_by", sa.String(), nullable=False),
+    sa.Column("counts_json", sa.Text(), nullable=False),
+    sa.Column("artifact_key", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("version_id", "seed", "fractions", "stratify_by"),
+)
+
+dataset_references = sa.Table(
+    "dataset_references",
+    metadata,
+    sa.Column("dataset_id", Id(), sa.ForeignKey("datasets.id"), nullable=False),
+    _tenant_fk(),
+    sa.Column("holder_kind", sa.String(), nullable=False),
+    sa.Column("holder_id", sa.String(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("dataset_id", "holder_kind", "holder_id"),
+)

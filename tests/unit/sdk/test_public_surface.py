@@ -1,0 +1,92 @@
+"""Pin the SDK's public names: adding or removing one is a deliberate, reviewed change."""
+
+from __future__ import annotations
+
+import inspect
+
+import aimaas.sdk as sdk
+from aimaas.sdk import AsyncClient, Client
+
+EXPORTED = {
+    "DEFAULT_URL",
+    "AsyncClient",
+    "Client",
+    "LoginConfig",
+    "ProgressCallback",
+    "load_login_config",
+    "save_login_config",
+}
+
+RESOURCE_METHODS = {
+    "datasets": {
+        "upload",
+        "list",
+        "iter_all",
+        "get",
+        "versions",
+        "version",
+        "preview",
+        "stats",
+        "split",
+        "splits",
+        "download",
+        "download_split",
+        "delete",
+    },
+    "tenants": {"create", "list", "iter_all", "get"},
+    "keys": {"create", "list", "iter_all", "revoke"},
+}
+
+
+def _public(obj: object) -> set[str]:
+    return {name for name in dir(obj) if not name.startswith("_")}
+
+
+def test_all_is_pinned_and_importable() -> None:
+    assert set(sdk.__all__) == EXPORTED
+    for name in sdk.__all__:
+        assert getattr(sdk, name) is not None
+
+
+def test_top_level_package_reexports_the_clients() -> None:
+    import aimaas
+
+    assert aimaas.Client is Client
+    assert aimaas.AsyncClient is AsyncClient
+
+
+def test_sync_and_async_clients_have_the_same_surface() -> None:
+    client = Client("http://127.0.0.1:1", api_key="k")
+    aclient = AsyncClient("http://127.0.0.1:1", api_key="k")
+    try:
+        assert _public(client) >= {"datasets", "tenants", "keys", "whoami", "health", "ready", "close", "url"}
+        assert _public(client) <= _public(aclient)
+        for resource, methods in RESOURCE_METHODS.items():
+            assert _public(getattr(client, resource)) == methods
+            assert _public(getattr(aclient, resource)) == methods
+            for method in methods - {"iter_all"}:
+                assert inspect.iscoroutinefunction(getattr(getattr(aclient, resource), method)), method
+                assert inspect.signature(getattr(getattr(client, resource), method)) == inspect.signature(
+                    getattr(getattr(aclient, resource), method)
+                ), method
+    finally:
+        client.close()
+
+
+def test_public_classes_have_docstrings() -> None:
+    for cls in (Client, AsyncClient, type(Client("http://x", api_key="k").datasets)):
+        assert inspect.getdoc(cls)
+
+
+def test_the_sdk_does_not_import_the_server_side() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, aimaas.sdk, aimaas.sdk._async\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('fastapi', 'sqlalchemy', 'uvicorn')"
+        " or m.startswith(('aimaas.api', 'aimaas.services', 'aimaas.storage', 'aimaas.apps'))]\n"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
