@@ -35,7 +35,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
     loc = [str(p) for p in first.get("loc", ()) if str(p) not in _LOCATIONS]
     param = ".".join(loc) or None
-    message = first.get("msg", "invalid request")
+    message = str(first.get("msg", "invalid request"))
     if param:
         message = f"{param}: {message}"
     err = error_class_for(422)(message, code="invalid_input", param=param)

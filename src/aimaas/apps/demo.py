@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import struct
 import tempfile
 import zipfile
@@ -55,7 +56,7 @@ def write_demo_files(folder: Path) -> dict[str, Path]:
         ("diabetes", skd.load_diabetes, False),
     ):
         bunch = loader()
-        features = [str(f).replace(" ", "_") for f in bunch.feature_names]
+        features = [re.sub(r"[^a-z0-9]+", "_", str(f).lower()).strip("_") for f in bunch.feature_names]
         targets = [bunch.target_names[t] if classify else float(t) for t in bunch.target]
         rows = [[round(float(v), 6) for v in x] + [t] for x, t in zip(bunch.data, targets, strict=True)]
         path = folder / f"{name}.csv"

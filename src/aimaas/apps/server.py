@@ -45,6 +45,7 @@ def _announce(settings: Settings, secret: str | None) -> None:
 def serve(settings: Settings, demo: bool = False) -> None:
     """Run the API server in the foreground until SIGINT/SIGTERM."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     container = build_container(settings)
     shutil.rmtree(settings.staging_dir, ignore_errors=True)  # leftovers of a crashed upload
     secret = container.services.tenants.bootstrap()

@@ -119,7 +119,7 @@ async def upload_version(
 
 @router.get("", response_model=Page[DatasetPublic])
 def list_datasets(services: ServicesDep, paging: Annotated[Paging, Depends()], principal: Principal = Read) -> dict:
-    items = services.datasets.list(principal, limit=paging.fetch, after=paging.cursor)
+    items = services.datasets.list_datasets(principal, limit=paging.fetch, after=paging.cursor)
     return paging.page(items, dataset_public)
 
 

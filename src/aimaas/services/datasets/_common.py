@@ -43,7 +43,7 @@ class ReadState:
     """How a streaming pass reads the file; :class:`Restart` signals change it between attempts."""
 
     overrides: dict[str, pa.DataType] = field(default_factory=dict)  # column -> forced type
-    block_size: int = 1 << 19
+    block_size: int = 1 << 18  # csvfile.BLOCK_SIZE
     json_python: bool = False  # JSON Lines: use the exact (slower) Python reader instead of pyarrow's
 
 

@@ -24,7 +24,7 @@ from .textstats import StringStats
 
 __all__ = ["IngestLimits", "IngestResult", "inspect_dataset", "suggest_target"]
 
-_GROUP_ROWS = 32_768  # rows per statistics step: big enough to amortise per-call overhead, small in memory
+_GROUP_ROWS = 16_384  # rows per statistics step: big enough to amortise per-call overhead, small in memory
 _SEED = 0  # fixed: the same file always gives the same statistics
 _FORCED = {
     "text": {"text": "text"},
@@ -185,7 +185,8 @@ def inspect_dataset(path: Path, fmt: str, limits: IngestLimits | None = None) ->
 
     def run(state: ReadState) -> _Scan:
         scan = _Scan(fmt)
-        for table in prefetch(_grouped(iter_batches(path, fmt, state, limits))):
+        # the file is read and parsed one group ahead, in a thread, while statistics are computed here
+        for table in prefetch(_grouped(iter_batches(path, fmt, state, limits)), depth=1):
             scan.add(table)
         return scan
 

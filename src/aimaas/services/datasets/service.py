@@ -142,7 +142,7 @@ class DatasetService:
             return self.ingest(principal, name, staged, filename=path.name, format_hint=format_hint)
 
     # -- reading -----------------------------------------------------------------------------
-    def list(self, principal: Principal, *, limit: int, after: str | None) -> list[Dataset]:
+    def list_datasets(self, principal: Principal, *, limit: int, after: str | None) -> list[Dataset]:
         return self._store.list_datasets(principal.tenant_id, limit=limit, after=after)
 
     def get(self, principal: Principal, name: str) -> tuple[Dataset, list[DatasetVersion]]:

@@ -141,3 +141,15 @@ def test_corrupt_parquet(tmp_path):
     garbled = tmp_path / "g.parquet"
     garbled.write_bytes(data[:4] + b"\x00" * (len(data) - 8) + data[-4:])
     _fails(garbled, "parquet", "malformed_parquet")
+
+
+def test_unknown_format_is_unsupported(write):
+    from aimaas.errors import UnsupportedMediaType
+
+    with pytest.raises(UnsupportedMediaType) as err:
+        inspect_dataset(write("x.csv", "a\n1\n"), "xlsx")
+    assert err.value.code == "unsupported_format" and "csv" in err.value.message
+
+
+def test_duplicate_tsv_header(write):
+    assert "'b'" in _fails(write("d.tsv", "a\tb\tb\n1\t2\t3\n"), "tsv", "invalid_columns")

@@ -128,3 +128,11 @@ def test_read_unknown_column(files, fmt):
     assert err.value.code == "unknown_column" and err.value.param == "stratify_by"
     assert "'nope'" in err.value.message
     assert ("'id'" if fmt != "text" else "'text'") in err.value.message
+
+
+def test_csv_preview_after_a_type_change(write):
+    rows = "".join(f"{i},x\n" for i in range(100_000))
+    path = write("w.csv", "n,s\n" + rows + "oops,y\n")
+    columns, page = read_preview(path, "csv", 99_999, 5)
+    assert columns == ["n", "s"] and page == [{"n": "99999", "s": "x"}, {"n": "oops", "s": "y"}]
+    assert read_preview(path, "csv", 0, 1)[1] == [{"n": 0, "s": "x"}]  # early pages keep their numbers
