@@ -41,9 +41,17 @@ class LiveServer:
 
 
 def start_server(
-    home: Path, *, extra_env: dict[str, str] | None = None, demo: bool = False, timeout: float = 60
+    home: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    demo: bool = False,
+    timeout: float = 60,
+    admin_key: str | None = None,
 ) -> LiveServer:
-    """Start `python -m aimaas serve` and wait until /healthz answers and admin.key exists."""
+    """Start `python -m aimaas serve` and wait until /healthz answers and admin.key exists.
+
+    Pass ``admin_key`` when the database was bootstrapped by another server (no key file is written then).
+    """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIMAAS_")}
     env.update(
@@ -62,7 +70,7 @@ def start_server(
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200 and key_file.exists():
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200 and (admin_key or key_file.exists()):
                 break
         except httpx.HTTPError:
             pass
@@ -72,7 +80,7 @@ def start_server(
         raise RuntimeError(f"server did not start in {timeout}s:\n{log_path.read_text(errors='replace')}")
     return LiveServer(
         url=url,
-        admin_key=key_file.read_text().strip(),
+        admin_key=admin_key or key_file.read_text().strip(),
         home=Path(env["AIMAAS_HOME"]),
         env=env,
         process=proc,
@@ -107,3 +115,6 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     """A dataset name unique to this test (the session server is shared)."""
     base = "".join(ch if ch.isalnum() else "-" for ch in request.node.name)[:60].strip("-")
     return f"{base}-{os.urandom(3).hex()}"
+
+
+from tests.postgres_fixtures import _postgres_server, postgres_url  # noqa: E402,F401 - shared fixtures

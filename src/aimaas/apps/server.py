@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -57,14 +59,29 @@ def serve(settings: Settings, demo: bool = False) -> None:
 
         seed_demo(container.services, log=log)
     app = create_app(settings, container.services)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+    # uvicorn re-raises the signal it caught once it has shut down; with a no-op handler in place the
+    # process ends normally, so SIGTERM after a graceful drain exits 0 (what supervisors expect).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     try:
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=30,
-            server_header=False,
-        )
+        _DrainingServer(config).run()
     finally:
         container.close()
+
+
+class _DrainingServer(uvicorn.Server):
+    """Turns readiness to 503 the moment a stop signal arrives, before in-flight requests finish."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        app = self.config.app
+        if hasattr(app, "state"):
+            app.state.draining = True
+        super().handle_exit(sig, frame)

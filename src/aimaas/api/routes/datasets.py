@@ -102,7 +102,7 @@ async def upload_version(
     principal: Principal = Write,
 ) -> DatasetVersionPublic:
     datasets = services.datasets
-    with datasets.stage() as staged:
+    with datasets.stage(name) as staged:
         received = await receive_upload(request, staged, staged.max_bytes)
         version, created = await run_in_threadpool(
             datasets.ingest,

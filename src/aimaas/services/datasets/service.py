@@ -79,8 +79,13 @@ class DatasetService:
         self._limits = limits
 
     # -- upload ------------------------------------------------------------------------------
-    def stage(self) -> StagedUpload:
-        """A new staged upload to stream bytes into (use as a context manager)."""
+    def stage(self, name: str | None = None) -> StagedUpload:
+        """A new staged upload to stream bytes into (use as a context manager).
+
+        Pass the dataset ``name`` to have it checked before any byte is received.
+        """
+        if name is not None:
+            check_dataset_name(name)
         return StagedUpload(self._staging_dir, self._max_upload_bytes)
 
     def ingest(

@@ -1,4 +1,4 @@
-"""Fixtures for the storage tests: a PostgreSQL schema per test (``postgres_url``)."""
+"""PostgreSQL fixtures shared by store and server tests: a fresh schema per test (``postgres_url``)."""
 
 from __future__ import annotations
 
