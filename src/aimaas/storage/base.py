@@ -10,6 +10,8 @@ Contract (every backend passes ``aimaas.testing.store_contract``):
   :class:`~aimaas.errors.Conflict` for uniqueness violations).
 * Listing methods return items in ascending ``id`` order (ids sort by creation time) after the
   optional ``after`` cursor (an id), at most ``limit`` items.
+
+The model registry methods (``*model*``) follow the same rules and pass ``aimaas.testing.registry_contract``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,19 @@ from __future__ import annotations
 import abc
 from datetime import datetime
 
-from aimaas.domain import ApiKey, Dataset, DatasetReference, DatasetSplit, DatasetVersion, Tenant
+from aimaas.domain import (
+    ApiKey,
+    Dataset,
+    DatasetReference,
+    DatasetSplit,
+    DatasetVersion,
+    ModelAlias,
+    ModelRef,
+    ModelReference,
+    ModelVersion,
+    RegisteredModel,
+    Tenant,
+)
 
 __all__ = ["MetadataStore"]
 
@@ -117,3 +131,85 @@ class MetadataStore(abc.ABC):
 
     @abc.abstractmethod
     def list_dataset_references(self, tenant_id: str, dataset_id: str) -> list[DatasetReference]: ...
+
+    # -- model registry ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_model_version(
+        self, tenant_id: str, model_name: str, version: ModelVersion, description: str | None = None
+    ) -> ModelVersion:
+        """Record a new version of model ``model_name``, creating the model on its first version.
+
+        The store assigns ``model_id``, ``tenant_id`` and the next ``version`` number (1, 2, ...),
+        ignoring those fields of the argument; ``version.id`` is kept (the caller chose it, typically to
+        build ``artifact_key``). Safe under concurrent calls for the same name: numbers never repeat or
+        skip. ``description`` is stored on the model (``None`` keeps the current one). When
+        ``version.lineage["dataset_id"]`` is set, a :class:`DatasetReference` (holder ``model_version``,
+        the version id) is recorded in the same transaction, so the dataset cannot be deleted while the
+        model exists. NotFound for a missing tenant or (lineage) dataset; InvalidInput for a bad model
+        name, status or format.
+        """
+
+    @abc.abstractmethod
+    def get_model(self, tenant_id: str, name: str) -> RegisteredModel:
+        """NotFound if the tenant has no model with this name."""
+
+    @abc.abstractmethod
+    def list_models(self, tenant_id: str, *, limit: int = 100, after: str | None = None) -> list[RegisteredModel]:
+        """The tenant's models in id order (see the module docstring for paging)."""
+
+    @abc.abstractmethod
+    def list_model_versions(self, tenant_id: str, name: str) -> list[ModelVersion]:
+        """Versions of the model, oldest first. NotFound if the model is missing."""
+
+    @abc.abstractmethod
+    def get_model_version(self, tenant_id: str, name: str, version: int | None = None) -> ModelVersion:
+        """A version by number, or the latest (highest number, whatever its status) when ``version`` is None."""
+
+    @abc.abstractmethod
+    def resolve_model_ref(self, tenant_id: str, ref: ModelRef) -> ModelVersion:
+        """The version ``ref`` names: by alias (which wins if both are set), by number, or the latest.
+
+        NotFound for a missing model, version or alias.
+        """
+
+    @abc.abstractmethod
+    def set_model_version_status(self, tenant_id: str, name: str, version: int, status: str) -> ModelVersion:
+        """Set a version's status (``ready`` | ``archived``; InvalidInput otherwise) and return it."""
+
+    @abc.abstractmethod
+    def set_model_alias(
+        self, tenant_id: str, name: str, alias: str, version: int, *, at: datetime | None = None
+    ) -> ModelAlias:
+        """Point ``alias`` at ``version``, creating it or moving it atomically (``updated_at`` = ``at`` or now).
+
+        InvalidInput for a bad alias name (see :func:`aimaas.domain.check_alias_name`); NotFound for a
+        missing model or version.
+        """
+
+    @abc.abstractmethod
+    def delete_model_alias(self, tenant_id: str, name: str, alias: str) -> None:
+        """Remove the alias. NotFound if the model or the alias is missing."""
+
+    @abc.abstractmethod
+    def list_model_aliases(self, tenant_id: str, name: str) -> list[ModelAlias]:
+        """The model's aliases sorted by alias name. NotFound if the model is missing."""
+
+    @abc.abstractmethod
+    def delete_model(self, tenant_id: str, name: str) -> list[str]:
+        """Delete the model, its versions and aliases; return the versions' artifact keys (oldest first).
+
+        Also removes the dataset references its versions held. Conflict (``code="model_in_use"``, and
+        nothing deleted) while any ModelReference points at the model.
+        """
+
+    @abc.abstractmethod
+    def add_model_reference(self, ref: ModelReference) -> None:
+        """Record that ``ref.holder`` uses the model (idempotent). NotFound if the model is missing."""
+
+    @abc.abstractmethod
+    def remove_model_reference(self, tenant_id: str, model_id: str, holder_kind: str, holder_id: str) -> None:
+        """Forget a reference (idempotent; another tenant's reference is left alone)."""
+
+    @abc.abstractmethod
+    def list_model_references(self, tenant_id: str, model_id: str) -> list[ModelReference]:
+        """References to the model, oldest first. NotFound if the model is missing."""

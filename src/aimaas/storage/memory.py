@@ -15,7 +15,7 @@ from typing import Any
 
 from aimaas.domain import ApiKey, Dataset, DatasetReference, DatasetSplit, DatasetVersion, Tenant, new_id
 from aimaas.errors import Conflict, InvalidInput, NotFound
-from aimaas.storage.base import MetadataStore
+from aimaas.storage.memory_registry import MemoryRegistryMixin
 
 __all__ = ["MemoryMetadataStore"]
 
@@ -43,8 +43,11 @@ def _page(items: list[Any], limit: int, after: str | None) -> list[Any]:
     return items[:limit]
 
 
-class MemoryMetadataStore(MetadataStore):
-    """Thread-safe in-memory MetadataStore with the same behaviour as :class:`SqlMetadataStore`."""
+class MemoryMetadataStore(MemoryRegistryMixin):
+    """Thread-safe in-memory MetadataStore with the same behaviour as :class:`SqlMetadataStore`.
+
+    The model registry methods live in :class:`~aimaas.storage.memory_registry.MemoryRegistryMixin`.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -54,6 +57,7 @@ class MemoryMetadataStore(MetadataStore):
         self._versions: dict[str, DatasetVersion] = {}
         self._splits: dict[str, DatasetSplit] = {}
         self._refs: dict[tuple[str, str, str], DatasetReference] = {}
+        self._init_registry()
 
     def ping(self) -> None:
         return None

@@ -7,14 +7,30 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from aimaas.domain import ApiKey, Dataset, DatasetReference, DatasetSplit, DatasetVersion, Tenant
+from aimaas.domain import (
+    ApiKey,
+    Dataset,
+    DatasetReference,
+    DatasetSplit,
+    DatasetVersion,
+    ModelAlias,
+    ModelReference,
+    ModelVersion,
+    RegisteredModel,
+    Tenant,
+)
 
 __all__ = [
     "dumps",
     "fractions_key",
+    "model_version_values",
     "stratify_key",
     "to_api_key",
     "to_dataset",
+    "to_model_alias",
+    "to_model_reference",
+    "to_model_version",
+    "to_registered_model",
     "to_reference",
     "to_split",
     "to_tenant",
@@ -120,6 +136,79 @@ def to_split(row: RowMapping) -> DatasetSplit:
 def to_reference(row: RowMapping) -> DatasetReference:
     return DatasetReference(
         dataset_id=row["dataset_id"],
+        tenant_id=row["tenant_id"],
+        holder_kind=row["holder_kind"],
+        holder_id=row["holder_id"],
+        created_at=row["created_at"],
+    )
+
+
+def to_registered_model(row: RowMapping) -> RegisteredModel:
+    return RegisteredModel(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        description=row["description"],
+        created_at=row["created_at"],
+        latest_version=row["latest_version"],
+    )
+
+
+def model_version_values(v: ModelVersion) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "model_id": v.model_id,
+        "tenant_id": v.tenant_id,
+        "version": v.version,
+        "status": v.status,
+        "task": v.task,
+        "format": v.format,
+        "artifact_key": v.artifact_key,
+        "sha256": v.sha256,
+        "size_bytes": v.size_bytes,
+        "signature_json": dumps(v.signature),
+        "metrics_json": dumps(v.metrics),
+        "params_json": dumps(v.params),
+        "lineage_json": dumps(v.lineage),
+        "card_markdown": v.card_markdown,
+        "created_at": v.created_at,
+    }
+
+
+def to_model_version(row: RowMapping) -> ModelVersion:
+    return ModelVersion(
+        id=row["id"],
+        model_id=row["model_id"],
+        tenant_id=row["tenant_id"],
+        version=row["version"],
+        status=row["status"],
+        task=row["task"],
+        format=row["format"],
+        artifact_key=row["artifact_key"],
+        sha256=row["sha256"],
+        size_bytes=row["size_bytes"],
+        signature=json.loads(row["signature_json"]),
+        metrics=json.loads(row["metrics_json"]),
+        params=json.loads(row["params_json"]),
+        lineage=json.loads(row["lineage_json"]),
+        card_markdown=row["card_markdown"],
+        created_at=row["created_at"],
+    )
+
+
+def to_model_alias(row: RowMapping) -> ModelAlias:
+    return ModelAlias(
+        model_id=row["model_id"],
+        tenant_id=row["tenant_id"],
+        alias=row["alias"],
+        version=row["version"],
+        updated_at=row["updated_at"],
+    )
+
+
+def to_model_reference(row: RowMapping) -> ModelReference:
+    return ModelReference(
+        model_id=row["model_id"],
         tenant_id=row["tenant_id"],
         holder_kind=row["holder_kind"],
         holder_id=row["holder_id"],

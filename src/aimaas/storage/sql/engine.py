@@ -37,6 +37,10 @@ _CONFLICTS: dict[str, str] = {
     "api_keys.key_hash": "an API key with this hash already exists; generate a new key",
     "datasets_tenant_id_name": "a dataset with this name already exists",
     "datasets.tenant_id, datasets.name": "a dataset with this name already exists",
+    "registered_models_tenant_id_name": "a model with this name already exists",
+    "registered_models.tenant_id, registered_models.name": "a model with this name already exists",
+    "model_versions_model_id_version": "this model version number is already taken; retry",
+    "model_versions.model_id, model_versions.version": "this model version number is already taken; retry",
 }
 
 

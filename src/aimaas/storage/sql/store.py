@@ -9,11 +9,11 @@ import sqlalchemy as sa
 
 from aimaas.domain import ApiKey, Dataset, DatasetReference, DatasetSplit, DatasetVersion, Tenant
 from aimaas.errors import Conflict, NotFound
-from aimaas.storage.base import MetadataStore
 from aimaas.storage.sql import convert as cv
 from aimaas.storage.sql import queries as q
 from aimaas.storage.sql.engine import create_store_engine, session_scope
 from aimaas.storage.sql.migrate import MigrationResult, upgrade
+from aimaas.storage.sql.registry import SqlRegistryMixin
 from aimaas.storage.sql.tables import (
     api_keys,
     dataset_references,
@@ -26,8 +26,10 @@ from aimaas.storage.sql.tables import (
 __all__ = ["SqlMetadataStore"]
 
 
-class SqlMetadataStore(MetadataStore):
+class SqlMetadataStore(SqlRegistryMixin):
     """MetadataStore backed by SQLite (``sqlite:///path``) or PostgreSQL (``postgresql+psycopg://...``).
+
+    The model registry methods live in :class:`~aimaas.storage.sql.registry.SqlRegistryMixin`.
 
     Opening the store upgrades the schema to the head migration (see :mod:`.migrate`); a database
     written by a newer aimaas raises :class:`~aimaas.errors.SchemaTooNew`. Every method is one

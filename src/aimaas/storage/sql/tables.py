@@ -26,6 +26,10 @@ __all__ = [
     "dataset_versions",
     "datasets",
     "metadata",
+    "model_aliases",
+    "model_references",
+    "model_versions",
+    "registered_models",
     "tenants",
 ]
 
@@ -149,4 +153,64 @@ dataset_references = sa.Table(
     sa.Column("holder_id", sa.String(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.PrimaryKeyConstraint("dataset_id", "holder_kind", "holder_id"),
+)
+
+# -- model registry (migration 0002) -------------------------------------------------------------
+
+registered_models = sa.Table(
+    "registered_models",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    _tenant_fk(),
+    sa.Column("name", sa.String(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("latest_version", sa.Integer(), nullable=False, server_default="0"),
+    sa.UniqueConstraint("tenant_id", "name"),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("model_id", Id(), sa.ForeignKey("registered_models.id"), nullable=False),
+    _tenant_fk(),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+    sa.Column("task", sa.String(), nullable=False),
+    sa.Column("format", sa.String(), nullable=False),
+    sa.Column("artifact_key", sa.Text(), nullable=False),
+    sa.Column("sha256", sa.String(), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+    sa.Column("signature_json", sa.Text(), nullable=False),
+    sa.Column("metrics_json", sa.Text(), nullable=False),
+    sa.Column("params_json", sa.Text(), nullable=False),
+    sa.Column("lineage_json", sa.Text(), nullable=False),
+    sa.Column("card_markdown", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("model_id", "version"),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("model_id", Id(), nullable=False),
+    _tenant_fk(),
+    sa.Column("alias", sa.String(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("model_id", "alias"),
+    # an alias always points at an existing version of its own model
+    sa.ForeignKeyConstraint(["model_id", "version"], ["model_versions.model_id", "model_versions.version"]),
+)
+
+model_references = sa.Table(
+    "model_references",
+    metadata,
+    sa.Column("model_id", Id(), sa.ForeignKey("registered_models.id"), nullable=False),
+    _tenant_fk(),
+    sa.Column("holder_kind", sa.String(), nullable=False),
+    sa.Column("holder_id", sa.String(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint("model_id", "holder_kind", "holder_id"),
 )
