@@ -1,6 +1,19 @@
 """Frozen domain objects and pure rules; no framework imports."""
 
 from aimaas.domain.ids import new_id
+from aimaas.domain.jobs import (
+    TERMINAL_STATES,
+    TRANSITIONS,
+    JobContext,
+    JobEvent,
+    JobSpec,
+    JobState,
+    QueuedJob,
+    check_transition,
+    is_terminal,
+    pick_next,
+    validate_job_id,
+)
 from aimaas.domain.models import (
     ApiKey,
     Dataset,
@@ -28,6 +41,17 @@ from aimaas.domain.registry import (
 )
 
 __all__ = [
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "JobContext",
+    "JobEvent",
+    "JobSpec",
+    "JobState",
+    "QueuedJob",
+    "check_transition",
+    "is_terminal",
+    "pick_next",
+    "validate_job_id",
     "MODEL_FORMATS",
     "MODEL_VERSION_STATUSES",
     "ApiKey",

@@ -6,6 +6,7 @@ The suites import pytest; import them only from tests.
 from __future__ import annotations
 
 from aimaas.testing.artifact_contract import ArtifactContract
+from aimaas.testing.executor_contract import ExecutorContract
 from aimaas.testing.store_contract import StoreContract
 
-__all__ = ["ArtifactContract", "StoreContract"]
+__all__ = ["ArtifactContract", "ExecutorContract", "StoreContract"]
