@@ -1,6 +1,7 @@
 """Frozen domain objects and pure rules; no framework imports."""
 
 from aimaas.domain.ids import new_id
+from aimaas.domain.job_records import Job
 from aimaas.domain.jobs import (
     TERMINAL_STATES,
     TRANSITIONS,
@@ -43,6 +44,7 @@ from aimaas.domain.registry import (
 __all__ = [
     "TERMINAL_STATES",
     "TRANSITIONS",
+    "Job",
     "JobContext",
     "JobEvent",
     "JobSpec",

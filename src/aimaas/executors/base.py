@@ -64,6 +64,8 @@ class Executor(ABC):
     name: ClassVar[str] = ""
     #: How many jobs run at the same time; the scheduler's free slots are ``capacity - len(running())``.
     capacity: int = 1
+    #: Module prefixes a job's entrypoint may come from (None: any); services validate against it before queueing.
+    allowed_modules: tuple[str, ...] | None = None
 
     @abstractmethod
     def submit(self, job_id: str, spec: JobSpec) -> None:

@@ -34,7 +34,7 @@ class InlineExecutor(Executor):
     def __init__(self, *, checkpoint_root: str | Path | None = None, allowed_modules: Iterable[str] | None = None):
         root = checkpoint_root or tempfile.mkdtemp(prefix="aimaas-checkpoints-")
         self.checkpoint_root = Path(root).resolve()
-        self._allowed = None if allowed_modules is None else tuple(allowed_modules)
+        self._allowed = self.allowed_modules = None if allowed_modules is None else tuple(allowed_modules)
         self._events = EventLog()
         self._lock = threading.Lock()
         self._current: tuple[str, threading.Event] | None = None

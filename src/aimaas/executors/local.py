@@ -106,7 +106,7 @@ class LocalExecutor(Executor):
         self.checkpoint_root = Path(checkpoint_root or tempfile.mkdtemp(prefix="aimaas-checkpoints-")).resolve()
         self.heartbeat_s, self.grace_s, self.kill_after_s = heartbeat_s, grace_s, kill_after_s
         self.stall_warning_s = stall_warning_s
-        self._allowed = None if allowed_modules is None else tuple(allowed_modules)
+        self._allowed = self.allowed_modules = None if allowed_modules is None else tuple(allowed_modules)
         self._events = EventLog()
         self._lock = threading.Lock()
         self._pending: deque[_Run] = deque()

@@ -12,12 +12,17 @@ Contract (every backend passes ``aimaas.testing.store_contract``):
   optional ``after`` cursor (an id), at most ``limit`` items.
 
 The model registry methods (``*model*``) follow the same rules and pass ``aimaas.testing.registry_contract``.
+The job methods (``*job*``) follow them too and pass ``aimaas.testing.jobs_contract``; the ones without a
+``tenant_id`` (``claim_jobs``, ``update_job``, ``append_job_events``, ``fail_orphaned_jobs``) are for the jobs
+service only and must never be reachable with a tenant's input.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from aimaas.domain import (
     ApiKey,
@@ -25,6 +30,9 @@ from aimaas.domain import (
     DatasetReference,
     DatasetSplit,
     DatasetVersion,
+    Job,
+    JobEvent,
+    JobState,
     ModelAlias,
     ModelRef,
     ModelReference,
@@ -32,8 +40,33 @@ from aimaas.domain import (
     RegisteredModel,
     Tenant,
 )
+from aimaas.errors import InvalidInput
 
-__all__ = ["MetadataStore"]
+__all__ = ["MetadataStore", "check_job_events", "check_job_progress", "check_new_job"]
+
+
+def check_new_job(job: Job) -> None:
+    """Shared ``create_job`` check: only a fresh, queued job may be inserted."""
+    if not isinstance(job, Job):
+        raise InvalidInput("job must be a Job", param="job")
+    if job.state is not JobState.QUEUED:
+        raise InvalidInput(f"a new job must be queued, not {job.state}", param="state")
+
+
+def check_job_progress(progress: float) -> float:
+    """Shared ``update_job`` check: progress is a number from 0 to 100."""
+    if isinstance(progress, bool) or not isinstance(progress, int | float) or not 0 <= progress <= 100:
+        raise InvalidInput(f"progress must be a number from 0 to 100; got {progress!r}", param="progress")
+    return float(progress)
+
+
+def check_job_events(job_id: str, events: Sequence[JobEvent]) -> None:
+    """Shared ``append_job_events`` check: every event belongs to ``job_id`` and has a positive ``seq``."""
+    for event in events:
+        if not isinstance(event, JobEvent) or event.job_id != job_id:
+            raise InvalidInput(f"every event must be a JobEvent of job {job_id!r}", param="events")
+        if isinstance(event.seq, bool) or not isinstance(event.seq, int) or event.seq < 1:
+            raise InvalidInput(f"event seq must be a positive integer; got {event.seq!r}", param="events")
 
 
 class MetadataStore(abc.ABC):
@@ -83,9 +116,9 @@ class MetadataStore(abc.ABC):
 
     # -- datasets ----------------------------------------------------------------------------
     @abc.abstractmethod
-    def add_dataset_version(self, tenant_id: str, dataset_name: str, version: DatasetVersion) -> tuple[
-        DatasetVersion, bool
-    ]:
+    def add_dataset_version(
+        self, tenant_id: str, dataset_name: str, version: DatasetVersion
+    ) -> tuple[DatasetVersion, bool]:
         """Record a new version of dataset ``dataset_name``, creating the dataset if needed.
 
         The store assigns ``dataset_id`` and the next ``version`` number (1, 2, ...), ignoring those
@@ -213,3 +246,69 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def list_model_references(self, tenant_id: str, model_id: str) -> list[ModelReference]:
         """References to the model, oldest first. NotFound if the model is missing."""
+
+    # -- jobs --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_job(self, job: Job) -> tuple[Job, bool]:
+        """Insert a ``queued`` job; ``(job, True)``. When ``job.idempotency_key`` is set and the tenant already
+        has a job with that key, nothing is written and ``(existing, False)`` is returned (also under
+        concurrent calls). NotFound for a missing tenant; InvalidInput unless the job is queued."""
+
+    @abc.abstractmethod
+    def get_job(self, tenant_id: str, job_id: str) -> Job:
+        """NotFound if the tenant has no such job (another tenant's job included)."""
+
+    @abc.abstractmethod
+    def list_jobs(
+        self, tenant_id: str, *, limit: int = 100, after: str | None = None, state: JobState | str | None = None
+    ) -> list[Job]:
+        """The tenant's jobs in id (creation) order, optionally only those in ``state``."""
+
+    @abc.abstractmethod
+    def claim_jobs(self, owner: str, limit_total: int, limit_per_tenant: int | None) -> list[Job]:
+        """Atomically move the queued jobs :func:`~aimaas.domain.pick_next` chooses (at most ``limit_total``;
+        a tenant never above ``limit_per_tenant`` running jobs, counting every owner's) to ``running``, with
+        ``owner``, ``started_at`` and ``heartbeat_at`` set to now; return them in start order.
+
+        Two servers claiming at the same time never get the same job, and the per-tenant limit holds across
+        them (PostgreSQL: a transaction advisory lock plus ``FOR UPDATE SKIP LOCKED``; SQLite: ``BEGIN
+        IMMEDIATE``; memory: the store lock)."""
+
+    @abc.abstractmethod
+    def update_job(
+        self,
+        job_id: str,
+        *,
+        state: JobState | str | None = None,
+        progress: float | None = None,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+        heartbeat_at: datetime | None = None,
+    ) -> Job:
+        """Change the given fields (None: unchanged) in one transaction. A new ``state`` is checked with
+        :func:`~aimaas.domain.check_transition` against the stored one (Conflict ``invalid_job_transition``,
+        nothing written); ``running`` sets ``started_at`` if unset, a terminal state sets ``finished_at``.
+        NotFound for an unknown id."""
+
+    @abc.abstractmethod
+    def request_job_cancel(self, tenant_id: str, job_id: str, at: datetime) -> Job:
+        """A queued job becomes ``cancelled`` at once (``finished_at`` = ``at``); a running one gets
+        ``cancel_requested_at`` = ``at`` (kept if already set) and the service stops it. A finished job is
+        returned unchanged. NotFound for another tenant's job."""
+
+    @abc.abstractmethod
+    def fail_orphaned_jobs(
+        self, *, owner: str | None = None, stale_before: datetime | None = None, reason: str
+    ) -> list[str]:
+        """Fail every ``running`` job owned by ``owner`` or whose ``heartbeat_at`` is older than
+        ``stale_before`` (``error`` = ``reason``); return their ids in id order. Restart policy: orphans are
+        failed, never re-queued (their side effects may be half done); a new job resumes with ``resume_from``."""
+
+    @abc.abstractmethod
+    def append_job_events(self, job_id: str, events: Sequence[JobEvent]) -> None:
+        """Store events keyed ``(job_id, seq)``; an event whose key is already stored is ignored.
+        NotFound for an unknown job; InvalidInput for an event of another job."""
+
+    @abc.abstractmethod
+    def list_job_events(self, tenant_id: str, job_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[JobEvent]:
+        """Events with ``seq > after_seq`` in ``seq`` order, at most ``limit``. NotFound for another tenant's job."""

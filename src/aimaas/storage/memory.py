@@ -15,6 +15,7 @@ from typing import Any
 
 from aimaas.domain import ApiKey, Dataset, DatasetReference, DatasetSplit, DatasetVersion, Tenant, new_id
 from aimaas.errors import Conflict, InvalidInput, NotFound
+from aimaas.storage.memory_jobs import MemoryJobsMixin
 from aimaas.storage.memory_registry import MemoryRegistryMixin
 
 __all__ = ["MemoryMetadataStore"]
@@ -43,10 +44,11 @@ def _page(items: list[Any], limit: int, after: str | None) -> list[Any]:
     return items[:limit]
 
 
-class MemoryMetadataStore(MemoryRegistryMixin):
+class MemoryMetadataStore(MemoryRegistryMixin, MemoryJobsMixin):
     """Thread-safe in-memory MetadataStore with the same behaviour as :class:`SqlMetadataStore`.
 
-    The model registry methods live in :class:`~aimaas.storage.memory_registry.MemoryRegistryMixin`.
+    The model registry methods live in :class:`~aimaas.storage.memory_registry.MemoryRegistryMixin`, the job
+    methods in :class:`~aimaas.storage.memory_jobs.MemoryJobsMixin`.
     """
 
     def __init__(self) -> None:
@@ -58,6 +60,7 @@ class MemoryMetadataStore(MemoryRegistryMixin):
         self._splits: dict[str, DatasetSplit] = {}
         self._refs: dict[tuple[str, str, str], DatasetReference] = {}
         self._init_registry()
+        self._init_jobs()
 
     def ping(self) -> None:
         return None

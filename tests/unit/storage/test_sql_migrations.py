@@ -19,7 +19,7 @@ from aimaas.storage.sql.tables import metadata
 from aimaas.testing.store_contract import make_tenant, run_concurrently
 
 TABLES = {"tenants", "api_keys", "datasets", "dataset_versions", "dataset_splits", "dataset_references"}
-TABLES |= {"registered_models", "model_versions", "model_aliases", "model_references"}
+TABLES |= {"registered_models", "model_versions", "model_aliases", "model_references", "jobs", "job_events"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -47,7 +47,7 @@ def _revision(url: str) -> str | None:
 def test_fresh_database_reaches_head(db_url: str) -> None:
     store = SqlMetadataStore(db_url)
     try:
-        assert store.migration.before is None and store.migration.after == head_revision() == "0002"
+        assert store.migration.before is None and store.migration.after == head_revision() == "0003"
         assert store.migration.changed
     finally:
         store.close()

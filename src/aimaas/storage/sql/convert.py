@@ -13,6 +13,10 @@ from aimaas.domain import (
     DatasetReference,
     DatasetSplit,
     DatasetVersion,
+    Job,
+    JobEvent,
+    JobSpec,
+    JobState,
     ModelAlias,
     ModelReference,
     ModelVersion,
@@ -23,10 +27,14 @@ from aimaas.domain import (
 __all__ = [
     "dumps",
     "fractions_key",
+    "job_event_values",
+    "job_values",
     "model_version_values",
     "stratify_key",
     "to_api_key",
     "to_dataset",
+    "to_job",
+    "to_job_event",
     "to_model_alias",
     "to_model_reference",
     "to_model_version",
@@ -213,4 +221,75 @@ def to_model_reference(row: RowMapping) -> ModelReference:
         holder_kind=row["holder_kind"],
         holder_id=row["holder_id"],
         created_at=row["created_at"],
+    )
+
+
+def job_values(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "tenant_id": job.tenant_id,
+        "kind": job.spec.kind,
+        "entrypoint": job.spec.entrypoint,
+        "params_json": dumps(job.spec.params),
+        "resume_from": job.spec.resume_from,
+        "priority": job.priority,
+        "state": job.state.value,
+        "progress": float(job.progress),
+        "error": job.error,
+        "result_json": None if job.result is None else dumps(job.result),
+        "idempotency_key": job.idempotency_key,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "cancel_requested_at": job.cancel_requested_at,
+        "owner": job.owner,
+        "heartbeat_at": job.heartbeat_at,
+    }
+
+
+def to_job(row: RowMapping) -> Job:
+    spec = JobSpec(
+        kind=row["kind"],
+        entrypoint=row["entrypoint"],
+        params=json.loads(row["params_json"]),
+        tenant_id=row["tenant_id"],
+        priority=row["priority"],
+        resume_from=row["resume_from"],
+    )
+    return Job(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        spec=spec,
+        state=JobState(row["state"]),
+        created_at=row["created_at"],
+        priority=row["priority"],
+        progress=float(row["progress"]),
+        error=row["error"],
+        result=None if row["result_json"] is None else json.loads(row["result_json"]),
+        idempotency_key=row["idempotency_key"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        cancel_requested_at=row["cancel_requested_at"],
+        owner=row["owner"],
+        heartbeat_at=row["heartbeat_at"],
+    )
+
+
+def job_event_values(event: JobEvent) -> dict[str, Any]:
+    return {
+        "job_id": event.job_id,
+        "seq": event.seq,
+        "time": event.time,
+        "type": event.type,
+        "payload_json": dumps(event.payload),
+    }
+
+
+def to_job_event(row: RowMapping) -> JobEvent:
+    return JobEvent(
+        job_id=row["job_id"],
+        seq=row["seq"],
+        time=row["time"],
+        type=row["type"],
+        payload=json.loads(row["payload_json"]),
     )

@@ -25,6 +25,8 @@ __all__ = [
     "dataset_splits",
     "dataset_versions",
     "datasets",
+    "job_events",
+    "jobs",
     "metadata",
     "model_aliases",
     "model_references",
@@ -213,4 +215,43 @@ model_references = sa.Table(
     sa.Column("holder_id", sa.String(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.PrimaryKeyConstraint("model_id", "holder_kind", "holder_id"),
+)
+
+# -- jobs (migration 0003) -----------------------------------------------------------------------
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    sa.Column("tenant_id", Id(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("kind", sa.String(), nullable=False),
+    sa.Column("entrypoint", sa.Text(), nullable=False),
+    sa.Column("params_json", sa.Text(), nullable=False),
+    sa.Column("resume_from", sa.String(), nullable=True),
+    sa.Column("priority", sa.Integer(), nullable=False),
+    sa.Column("state", sa.String(), nullable=False),
+    sa.Column("progress", sa.Float(), nullable=False),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("result_json", sa.Text(), nullable=True),
+    sa.Column("idempotency_key", sa.String(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("cancel_requested_at", UtcDateTime(), nullable=True),
+    sa.Column("owner", sa.String(), nullable=True),
+    sa.Column("heartbeat_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("tenant_id", "idempotency_key"),  # NULL keys never collide
+    sa.Index("ix_jobs_tenant_id_state", "tenant_id", "state"),
+    sa.Index("ix_jobs_state_priority_created_at", "state", "priority", "created_at"),
+)
+
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("job_id", Id(), sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("time", UtcDateTime(), nullable=False),
+    sa.Column("type", sa.String(), nullable=False),
+    sa.Column("payload_json", sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint("job_id", "seq"),
 )
