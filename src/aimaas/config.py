@@ -6,6 +6,7 @@ Build one :class:`Settings` at start-up and pass it down; nothing reads the envi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,14 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Serve /docs and /openapi.json without a key (closed by default).
     public_docs: bool = False
+    # Jobs: where they run ("local": worker processes; "inline": in the server, for tests), how many run at
+    # once, per tenant, when another server's job counts as orphaned, and which packages hold entrypoints
+    # (a JSON list in the environment; test-only job modules are never allowed by default).
+    executor: Literal["local", "inline"] = "local"
+    workers: int = Field(default=2, ge=1)
+    jobs_per_tenant: int | None = Field(default=2, ge=1)
+    heartbeat_stale_s: float = Field(default=30.0, gt=0)
+    job_entrypoints: list[str] = Field(default_factory=lambda: ["aimaas.training"])
 
     @field_validator("home", mode="before")
     @classmethod
@@ -55,6 +64,11 @@ class Settings(BaseSettings):
     def staging_dir(self) -> Path:
         """Local scratch space for uploads being received and checked (never served)."""
         return self.home / "staging"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """One folder per job (its id), kept after the job so a new job can ``resume_from`` it."""
+        return self.home / "checkpoints"
 
     @property
     def admin_key_file(self) -> Path:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from dataclasses import dataclass
+from typing import Any
 
 from aimaas.config import Settings
+from aimaas.executors import Executor, create_executor
 from aimaas.services.container import Services
 from aimaas.services.datasets.ingest import IngestLimits
 from aimaas.services.datasets.service import DatasetService
+from aimaas.services.jobs import JobService
 from aimaas.services.tenants import TenantService
 from aimaas.storage import open_artifact_store, open_metadata_store
 from aimaas.storage.artifacts.base import ArtifactStore
 from aimaas.storage.base import MetadataStore
 
-__all__ = ["Container", "build_container"]
+__all__ = ["Container", "build_container", "build_executor", "server_owner"]
 
 
 @dataclass
@@ -24,7 +30,28 @@ class Container:
     services: Services
 
     def close(self) -> None:
-        self.store.close()
+        """Stop the executor (running jobs end ``failed``; a second call does nothing), then the store."""
+        try:
+            self.services.jobs.close()
+        finally:
+            self.store.close()
+
+
+def server_owner() -> str:
+    """A job owner id unique to this process start: ``host-pid-random``."""
+    return f"{socket.gethostname()[:60]}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def build_executor(settings: Settings) -> Executor:
+    """The executor named by ``AIMAAS_EXECUTOR``, writing checkpoints under ``$AIMAAS_HOME/checkpoints``."""
+    settings.checkpoint_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    options: dict[str, Any] = {
+        "checkpoint_root": settings.checkpoint_dir,
+        "allowed_modules": tuple(settings.job_entrypoints),
+    }
+    if settings.executor == "local":
+        options["workers"] = settings.workers
+    return create_executor(settings.executor, **options)
 
 
 def build_container(settings: Settings) -> Container:
@@ -36,6 +63,14 @@ def build_container(settings: Settings) -> Container:
         max_archive_bytes=settings.max_archive_bytes,
         max_archive_ratio=settings.max_archive_ratio,
     )
+    jobs = JobService(
+        store,
+        build_executor(settings),
+        owner=server_owner(),
+        limit_per_tenant=settings.jobs_per_tenant,
+        heartbeat_stale_s=settings.heartbeat_stale_s,
+        allowed_modules=settings.job_entrypoints,
+    )
     services = Services(
         tenants=TenantService(store),
         datasets=DatasetService(
@@ -45,6 +80,7 @@ def build_container(settings: Settings) -> Container:
             max_upload_bytes=settings.max_upload_bytes,
             limits=limits,
         ),
+        jobs=jobs,
         ping=store.ping,
     )
     return Container(settings=settings, store=store, artifacts=artifacts, services=services)

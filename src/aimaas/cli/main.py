@@ -1,4 +1,4 @@
-"""The ``aimaas`` command: start the server, log in, and manage tenants, keys and datasets over the SDK."""
+"""The ``aimaas`` command: start the server, log in, and manage tenants, keys, datasets and jobs over the SDK."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from aimaas.cli import admin, datasets
+from aimaas.cli import admin, datasets, jobs
 from aimaas.cli._common import AimaasGroup, State, client, err_console, fail, out_console, print_json
 
 __all__ = ["app", "main"]
@@ -21,6 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(admin.tenants_app, name="tenants")
 app.add_typer(admin.keys_app, name="keys")
 

@@ -11,6 +11,7 @@ from aimaas.schemas.datasets import (
     SplitCreate,
     SplitPublic,
 )
+from aimaas.schemas.jobs import JobCreate, JobEventList, JobEventPublic, JobPublic
 from aimaas.schemas.tenants import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -31,6 +32,10 @@ __all__ = [
     "DatasetVersionPublic",
     "ErrorBody",
     "ErrorDetail",
+    "JobCreate",
+    "JobEventList",
+    "JobEventPublic",
+    "JobPublic",
     "Page",
     "PreviewPage",
     "SplitCreate",

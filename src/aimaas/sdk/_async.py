@@ -37,6 +37,7 @@ from aimaas.sdk._http import (
     read_answer,
     transport_error,
 )
+from aimaas.sdk._jobs import AsyncJobs
 
 __all__ = ["AsyncClient"]
 
@@ -230,6 +231,7 @@ class AsyncClient:
         self.datasets = Datasets(self)
         self.tenants = Tenants(self)
         self.keys = Keys(self)
+        self.jobs = AsyncJobs(self)
 
     def __repr__(self) -> str:
         return f"AsyncClient(url={self.url!r})"

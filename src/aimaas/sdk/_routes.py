@@ -21,6 +21,8 @@ from aimaas.schemas import (
     DatasetPublic,
     DatasetStats,
     DatasetVersionPublic,
+    JobEventList,
+    JobPublic,
     Page,
     PreviewPage,
     SplitPublic,
@@ -184,3 +186,38 @@ def download_path(name: str, version: Version) -> str:
 
 def split_download_path(name: str, version: Version, split_id: str) -> str:
     return f"{version_path(name, version)}/splits/{_seg(split_id)}/download"
+
+
+# -- jobs --------------------------------------------------------------------------------------------------
+def job_path(job_id: str) -> str:
+    return f"{API}/jobs/{_seg(job_id)}"
+
+
+def job_create(
+    kind: str,
+    entrypoint: str,
+    params: dict[str, Any] | None,
+    priority: int,
+    resume_from: str | None,
+) -> Call[JobPublic]:
+    body = {"kind": kind, "entrypoint": entrypoint, "params": params or {}, "priority": priority}
+    body |= _params(resume_from=resume_from)
+    return Call("POST", f"{API}/jobs", _model(JobPublic), json=body)
+
+
+def job_list(state: str | None, limit: int | None, cursor: str | None) -> Call[Page[JobPublic]]:
+    params = _params(state=state, limit=limit, cursor=cursor)
+    return Call("GET", f"{API}/jobs", _model(Page[JobPublic]), params)
+
+
+def job_get(job_id: str) -> Call[JobPublic]:
+    return Call("GET", job_path(job_id), _model(JobPublic))
+
+
+def job_events(job_id: str, after_seq: int, limit: int | None) -> Call[JobEventList]:
+    params = _params(after_seq=after_seq, limit=limit)
+    return Call("GET", f"{job_path(job_id)}/events", _model(JobEventList), params)
+
+
+def job_cancel(job_id: str) -> Call[JobPublic]:
+    return Call("POST", f"{job_path(job_id)}/cancel", _model(JobPublic))

@@ -37,6 +37,7 @@ from aimaas.sdk._http import (
     read_answer,
     transport_error,
 )
+from aimaas.sdk._jobs import Jobs
 
 __all__ = ["Client"]
 
@@ -227,6 +228,7 @@ class Client:
         self.datasets = Datasets(self)
         self.tenants = Tenants(self)
         self.keys = Keys(self)
+        self.jobs = Jobs(self)
 
     def __repr__(self) -> str:
         return f"Client(url={self.url!r})"

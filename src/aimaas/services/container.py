@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aimaas.services.datasets.service import DatasetService
+from aimaas.services.jobs import JobService
 from aimaas.services.tenants import TenantService
 
 __all__ = ["Services"]
@@ -15,4 +16,5 @@ __all__ = ["Services"]
 class Services:
     tenants: TenantService
     datasets: DatasetService
+    jobs: JobService
     ping: Callable[[], None]  # raises StorageError unless the database answers

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -55,8 +56,9 @@ class JobService:
 
     ``owner`` identifies this server instance (unique per process start is safest). ``limit_per_tenant``
     caps a tenant's running jobs across all servers (None: no cap). ``allowed_modules`` restricts
-    entrypoints at create time (default: the executor's own ``allowed_modules`` setting, if any). Not
-    thread-safe: call ``tick`` from one loop.
+    entrypoints at create time (default: the executor's own ``allowed_modules`` setting, if any). Call
+    ``tick`` from one loop; ``cancel``, ``tick`` and ``close`` hold one lock, so request threads may cancel
+    while the loop runs.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class JobService:
         self._allowed = None if allowed_modules is None else tuple(allowed_modules)
         self._active: dict[str, str] = {}  # job id → tenant id, for the jobs this service submitted
         self._cancel_sent: set[str] = set()
+        self._lock = threading.RLock()
         self._last_beat = self._last_sweep = utcnow() - timedelta(days=1)
 
     # -- tenant-facing use cases ----------------------------------------------------------------
@@ -117,8 +120,9 @@ class JobService:
         """Cancel: a queued job ends ``cancelled`` now; a running one is flagged, and stopped by the server
         running it (at once when that is this one). A finished job is returned unchanged."""
         job = self._store.request_job_cancel(principal.tenant_id, job_id, utcnow())
-        if job.state is JobState.RUNNING and job.id in self._active:
-            self._send_cancel(job.id)
+        with self._lock:
+            if job.state is JobState.RUNNING and job.id in self._active:
+                self._send_cancel(job.id)
         return job
 
     # -- the loop ----------------------------------------------------------------------------
@@ -132,17 +136,19 @@ class JobService:
 
     def tick(self) -> TickReport:
         """One reconcile step (see the module docstring). Never raises for one job's trouble."""
-        events, finished = self._store_events(self._executor.poll())
-        cancels = self._send_requested_cancels()
-        started = self._start_jobs()
-        self._beat()
-        self._sweep()
+        with self._lock:
+            events, finished = self._store_events(self._executor.poll())
+            cancels = self._send_requested_cancels()
+            started = self._start_jobs()
+            self._beat()
+            self._sweep()
         return TickReport(len(events), tuple(started), tuple(finished), tuple(cancels))
 
     def close(self) -> None:
         """Stop the executor (running jobs end ``failed``) and store its last events."""
-        self._executor.close()
-        self._store_events(self._executor.poll())
+        with self._lock:
+            self._executor.close()
+            self._store_events(self._executor.poll())
 
     # -- steps -------------------------------------------------------------------------------
     def _store_events(self, events: builtins.list[JobEvent]) -> tuple[builtins.list[JobEvent], builtins.list[str]]:

@@ -31,6 +31,8 @@ def closed_port_url() -> str:
         ["datasets", "download"],
         ["tenants"],
         ["keys", "create"],
+        ["jobs"],
+        ["jobs", "logs"],
     ],
 )
 def test_help_works_everywhere(args: list[str]) -> None:
