@@ -35,8 +35,12 @@ from aimaas.training.sklearn_trainers import (
     LogisticRegressionTrainer,
     RandomForestTrainer,
 )
+from aimaas.training.tuning import TuningResult, evaluate_on_test, tune
 
 __all__ = [
+    "TuningResult",
+    "evaluate_on_test",
+    "tune",
     "FeaturePlan",
     "FitResult",
     "HistGradientBoostingTrainer",

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 # The training extra (`pip install 'aimaas[train]'`) is optional: without it these tests are not collected.
-TRAIN_EXTRA = ("sklearn", "lightgbm", "skl2onnx", "onnxmltools", "onnxruntime", "onnx")
+TRAIN_EXTRA = ("sklearn", "lightgbm", "skl2onnx", "onnxmltools", "onnxruntime", "onnx", "optuna")
 if any(importlib.util.find_spec(module) is None for module in TRAIN_EXTRA):
     collect_ignore_glob = ["test_*.py"]
 
