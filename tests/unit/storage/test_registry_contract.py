@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ from alembic import command
 
 from aimaas.domain import ModelRef, parse_model_ref
 from aimaas.errors import InvalidInput
-from aimaas.storage import MemoryMetadataStore, MetadataStore
 from aimaas.storage.sql import SqlMetadataStore, head_revision
 from aimaas.storage.sql.engine import create_store_engine, session_scope
 from aimaas.storage.sql.migrate import alembic_config, current_revision
@@ -20,36 +18,8 @@ from aimaas.testing.registry_contract import RegistryContract, make_model_versio
 from aimaas.testing.store_contract import make_tenant, make_version
 
 
-class TestSqliteFileRegistry(RegistryContract):
-    @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[MetadataStore]:
-        s = SqlMetadataStore(f"sqlite:///{tmp_path / 'meta.db'}")
-        yield s
-        s.close()
-
-
-class TestSqliteInMemoryRegistry(RegistryContract):
-    @pytest.fixture
-    def store(self) -> Iterator[MetadataStore]:
-        s = SqlMetadataStore("sqlite://")
-        yield s
-        s.close()
-
-
-@pytest.mark.postgres
-class TestPostgresRegistry(RegistryContract):
-    @pytest.fixture
-    def store(self, postgres_url: str) -> Iterator[MetadataStore]:
-        s = SqlMetadataStore(postgres_url)
-        assert s.dialect == "postgresql"
-        yield s
-        s.close()
-
-
-class TestMemoryRegistry(RegistryContract):
-    @pytest.fixture
-    def store(self) -> Iterator[MetadataStore]:
-        yield MemoryMetadataStore()
+class TestRegistryContract(RegistryContract):
+    """On every backend: the ``store`` fixture in conftest.py."""
 
 
 # -- model refs --------------------------------------------------------------------------------
