@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     executor: Literal["local", "inline"] = "local"
     workers: int = Field(default=2, ge=1)
     jobs_per_tenant: int | None = Field(default=2, ge=1)
-    heartbeat_stale_s: float = Field(default=30.0, gt=0)
+    heartbeat_stale_s: float = Field(default=10.0, gt=0)
     job_entrypoints: list[str] = Field(default_factory=lambda: ["aimaas.training"])
 
     @field_validator("home", mode="before")
