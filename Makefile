@@ -23,7 +23,7 @@ $(BIN)/python:
 
 # Stamps re-run the install whenever the dependency lists change.
 $(VENV)/.stamp-run: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) install --quiet -c constraints.txt -e '.[demo,train]'
+	$(PIP) install --quiet -c constraints.txt -e '.[demo,train,torch]'
 	@touch $@
 
 $(VENV)/.stamp-dev: pyproject.toml constraints.txt | $(BIN)/python

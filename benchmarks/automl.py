@@ -4,14 +4,21 @@ For iris, wine, breast_cancer, digits (8x8 pixels as 64 numeric columns) and dia
 split (75/25, seed 0, stratified for classification). The defaults are LogisticRegression(max_iter=1000) in
 a StandardScaler pipeline, RandomForest and HistGradientBoosting (Ridge, RandomForest and
 HistGradientBoosting regressors for diabetes), each fitted on the train rows. aimaas tunes on the same
-train rows (5-fold CV, budget in seconds) and its refitted best model is scored once on the test rows.
-The metric is tune's default: f1_macro (classification) or r2 (regression).
+train rows (tune's defaults: 5-fold CV, repeated on small tables; an ensemble of the best trials when it
+wins out of fold) with a budget in seconds and ``--workers`` worker processes; its final model is scored
+once on the test rows. The metric is tune's default: f1_macro (classification) or r2 (regression).
 
 "best default on test" is the best of the three defaults *on the test rows*, an optimistic baseline: a user
 has to choose without seeing the test rows. "default picked by CV" is that fair choice: the default with the
 best mean 5-fold CV score on the train rows, scored on the test rows.
 
-    python benchmarks/automl.py [--budget 60] [--quick] [--parallel-dataset breast_cancer]
+Then, on ``--speed-dataset``: trials/minute with 1 and 2 workers within a ``--speed-budget`` (the trainers
+drawn differ), the same work timed with 1 and 2 workers (``--same-work-trials`` trials of each trainer's
+defaults), and tune's own start-up: the seconds from the call to the first trial running.
+
+``--split-seed`` picks another train/test split, for trying changes without looking at the reported split.
+
+    python benchmarks/automl.py [--budget 60] [--workers 2] [--quick] [--speed-dataset breast_cancer]
 """
 
 from __future__ import annotations
@@ -26,7 +33,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aimaas.training import get_trainer
 from aimaas.training.tuning import evaluate_on_test, tune
+
+SPEED_TRAINERS = ("logistic_regression", "random_forest", "hist_gradient_boosting", "lightgbm")
+# Each trainer with its defaults only (an empty search space), defined at module level so that worker processes
+# can import them: every trial of one of these does the same work.
+for _name in SPEED_TRAINERS:
+    globals()[f"Fixed_{_name}"] = type(f"Fixed_{_name}", (get_trainer(_name),),
+                                       {"search_space": classmethod(lambda cls, trial: {}), "__module__": __name__})
 
 DATASETS = {
     "iris": ("load_iris", "classification"),
@@ -37,7 +52,7 @@ DATASETS = {
 }
 
 
-def load(name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series, str]:
+def load(name: str, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series, str]:
     """The dataset's fixed split: X_train, X_test, y_train, y_test and the task."""
     import sklearn.datasets
     from sklearn.model_selection import train_test_split
@@ -45,7 +60,8 @@ def load(name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series, s
     loader, task = DATASETS[name]
     X, y = getattr(sklearn.datasets, loader)(return_X_y=True, as_frame=True)
     stratify = y if task == "classification" else None
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0, stratify=stratify)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=seed,
+                                                        stratify=stratify)
     return X_train, X_test, y_train, y_test, task
 
 
@@ -93,45 +109,49 @@ def cv_pick(X_train: pd.DataFrame, y_train: pd.Series, task: str) -> str:
 
 
 def run_tune(X_train: pd.DataFrame, X_test: pd.DataFrame, y_train: pd.Series, y_test: pd.Series, task: str,
-             budget: float, n_jobs: int) -> dict[str, Any]:
+             budget: float, n_workers: int) -> dict[str, Any]:
     started = time.perf_counter()
-    result = tune(X_train, y_train, task=task, timeout_s=budget, n_jobs=n_jobs, seed=0)
+    result = tune(X_train, y_train, task=task, timeout_s=budget, n_workers=n_workers, seed=0)
     seconds = time.perf_counter() - started
     test = evaluate_on_test(result, X_test, y_test)
     finished = len(result.trials)
-    return {"score": test["score"], "metric": result.metric, "trainer": result.best_trainer, "trials": finished,
+    picked = result.trainer.name
+    if result.ensemble and result.ensemble["used"]:
+        picked = "ensemble: " + " + ".join(f"{m['trainer']} {m['weight']:.2f}" for m in result.ensemble["members"])
+    return {"score": test["score"], "metric": result.metric, "trainer": picked, "trials": finished,
             "counts": result.counts, "seconds": seconds, "search_seconds": result.search_seconds,
-            "per_minute": finished / result.search_seconds * 60, "cv": result.best_score}
+            "per_minute": finished / result.search_seconds * 60, "cv": result.best_score,
+            "startup": result.startup_seconds}
 
 
 def same_work_speed(X_train: pd.DataFrame, y_train: pd.Series, task: str, n_trials: int) -> str:
-    """Trials/minute for n_jobs=1 and 2 on the same work: for each trainer, ``n_trials`` trials that all fit
-    its defaults (an empty search space), 5-fold CV, no pruning. The budget runs above mix trainers
-    differently with 1 and 2 threads, so their trials/minute are not comparable on their own."""
-    from aimaas.training import get_trainer, trainers_for
-
-    parts = []
-    for name in trainers_for(task):
-        fixed = type(f"Fixed_{name}", (get_trainer(name),), {"search_space": classmethod(lambda cls, trial: {})})
+    """Trials/minute with 1 and 2 workers on the same work: for each trainer, ``n_trials`` trials of its defaults
+    (5-fold CV, no repeats, no pruning, no ensemble); the time runs from the call to the end of the search, so
+    the workers' start-up counts."""
+    parts, totals = [], [0.0, 0.0]
+    for name in SPEED_TRAINERS:
         rates = []
-        for n_jobs in (1, 2):
-            started = time.perf_counter()
-            result = tune(X_train, y_train, task=task, trainers=[fixed], n_trials=n_trials, n_jobs=n_jobs,
-                          pruner="none", try_defaults=False)
-            rates.append(n_trials / (time.perf_counter() - started - result.refit_seconds) * 60)
+        for i, n_workers in enumerate((1, 2)):
+            result = tune(X_train, y_train, task=task, trainers=[globals()[f"Fixed_{name}"]], n_trials=n_trials,
+                          n_workers=n_workers, cv_repeats=1, pruner="none", try_defaults=False, ensemble=False)
+            rates.append(n_trials / result.search_seconds * 60)
+            totals[i] += result.search_seconds
         parts.append(f"{name} {rates[0]:.0f} -> {rates[1]:.0f} (x{rates[1] / rates[0]:.2f})")
+    parts.append(f"all four: {totals[0]:.1f} s -> {totals[1]:.1f} s (x{totals[0] / totals[1]:.2f})")
     return "; ".join(parts)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of search per dataset (default 60)")
+    parser.add_argument("--workers", type=int, default=2, help="tune's n_workers for the table (default 2)")
     parser.add_argument("--quick", action="store_true", help="a 10 s budget")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset")
-    parser.add_argument("--parallel-dataset", default="breast_cancer",
-                        help="dataset re-tuned with n_jobs=2 for the trials/minute line")
-    parser.add_argument("--same-work-trials", type=int, default=8,
-                        help="trials of each trainer's defaults timed with n_jobs=1 and 2")
+    parser.add_argument("--split-seed", type=int, default=0, help="train/test split seed (reported: 0)")
+    parser.add_argument("--speed-dataset", default="breast_cancer", help="trials/minute dataset ('' skips)")
+    parser.add_argument("--speed-budget", type=float, default=30.0, help="seconds of each trials/minute run")
+    parser.add_argument("--same-work-trials", type=int, default=10,
+                        help="trials of each trainer's defaults timed with 1 and 2 workers")
     args = parser.parse_args()
     budget = 10.0 if args.quick else args.budget
 
@@ -140,43 +160,54 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in ("optuna", "scikit-learn", "lightgbm"))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; {versions}")
-    print(f"budget: {budget:g} s of search per dataset, 5-fold CV; test = 25% (seed 0, stratified)\n")
+    print(f"budget: {budget:g} s of search per dataset, {args.workers} worker process(es); test = 25% "
+          f"(seed {args.split_seed}, stratified)\n")
 
     rows = []
     per_dataset: dict[str, dict[str, Any]] = {}
-    for name in args.datasets.split(","):
-        X_train, X_test, y_train, y_test, task = load(name)
+    verdicts = []
+    for name in [d for d in args.datasets.split(",") if d]:
+        X_train, X_test, y_train, y_test, task = load(name, args.split_seed)
         base = default_scores(X_train, X_test, y_train, y_test, task)
         best_default = max(base, key=lambda k: base[k])
         picked = cv_pick(X_train, y_train, task)
-        ours = per_dataset[name] = run_tune(X_train, X_test, y_train, y_test, task, budget, n_jobs=1)
+        ours = per_dataset[name] = run_tune(X_train, X_test, y_train, y_test, task, budget, args.workers)
         counts = ours["counts"]
         extra = ", ".join(f"{counts[s]} {s}" for s in ("pruned", "fail") if counts.get(s))
         all_defaults = " / ".join(f"{v:.3f}" for v in base.values())
+        # scores are compared as printed (4 decimals): a difference below that is a tie
+        delta = round(ours["score"], 4) - round(base[best_default], 4)
+        verdicts.append("better" if delta > 0 else "tie" if delta == 0 else "worse")
         rows.append(f"| {name} | {len(X_train)}/{len(X_test)} | {ours['metric']} | {base[best_default]:.4f} "
                     f"({best_default}) | {base[picked]:.4f} ({picked}) | {all_defaults} | {ours['score']:.4f} "
-                    f"({ours['trainer']}) | {ours['cv']:.4f} | {ours['trials']}{f' ({extra})' if extra else ''} "
-                    f"| {ours['search_seconds']:.1f} + {ours['seconds'] - ours['search_seconds']:.1f} |")
+                    f"({ours['trainer']}) | {verdicts[-1]} | {ours['cv']:.4f} | {ours['trials']}"
+                    f"{f' ({extra})' if extra else ''} | {ours['search_seconds']:.1f} + "
+                    f"{ours['seconds'] - ours['search_seconds']:.1f} |")
         print(f"  {name}: done in {ours['seconds']:.1f} s", flush=True)
 
     print("\n| dataset | train/test rows | metric | best default on test (which) | default picked by CV (which) "
-          "| defaults (logreg or ridge / rf / hgb) | aimaas test score (picked) | aimaas CV score | trials "
-          "| seconds (search + refit & test) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| defaults (logreg or ridge / rf / hgb) | aimaas test score (final model) | vs best default "
+          "| aimaas best CV score | trials | seconds (search + final fit & test) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    if per_dataset:
+        scores = np.array([per_dataset[d]["score"] for d in per_dataset])
+        print(f"\nmean aimaas test score over {len(scores)} datasets: {scores.mean():.4f}; against the best default "
+              f"on test: {verdicts.count('better')} better, {verdicts.count('tie')} tied, "
+              f"{verdicts.count('worse')} worse")
 
-    name = args.parallel_dataset
-    if name in per_dataset:
-        X_train, X_test, y_train, y_test, task = load(name)
-        two = run_tune(X_train, X_test, y_train, y_test, task, budget, n_jobs=2)
-        one = per_dataset[name]
-        print(f"\ntrials/minute on {name} within the {budget:g} s budget: n_jobs=1 {one['per_minute']:.0f} "
-              f"({one['trials']} trials), n_jobs=2 {two['per_minute']:.0f} ({two['trials']} trials; "
-              f"test {two['metric']} {two['score']:.4f}, picked {two['trainer']}); the trainers drawn differ")
+    name = args.speed_dataset
+    if name:
+        X_train, X_test, y_train, y_test, task = load(name, args.split_seed)
+        runs = {n: run_tune(X_train, X_test, y_train, y_test, task, args.speed_budget, n) for n in (1, 2)}
+        one, two = runs[1], runs[2]
+        print(f"\ntrials/minute on {name} within {args.speed_budget:g} s: 1 worker {one['per_minute']:.0f} "
+              f"({one['trials']} trials), 2 workers {two['per_minute']:.0f} ({two['trials']} trials), "
+              f"x{two['per_minute'] / one['per_minute']:.2f}; the trainers drawn differ")
         print(f"trials/minute on {name}, same work ({args.same_work_trials} trials of each trainer's defaults), "
-              f"n_jobs=1 -> 2: {same_work_speed(X_train, y_train, task, args.same_work_trials)}")
-    scores = np.array([per_dataset[d]["score"] for d in per_dataset])
-    print(f"\nmean aimaas test score over {len(scores)} datasets: {scores.mean():.4f}")
+              f"1 -> 2 workers: {same_work_speed(X_train, y_train, task, args.same_work_trials)}")
+        print(f"tune start-up (call -> first trial running): 1 worker (in process) {one['startup']:.2f} s, "
+              f"2 worker processes {two['startup']:.2f} s")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,22 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=1)
     jobs_per_tenant: int | None = Field(default=2, ge=1)
     heartbeat_stale_s: float = Field(default=10.0, gt=0)
-    job_entrypoints: list[str] = Field(default_factory=lambda: ["aimaas.training"])
+    job_entrypoints: list[str] = Field(default_factory=lambda: ["aimaas.training", "aimaas.services.training.job"])
+    #: Seconds a successful authentication is remembered per server (a key revoked on another server keeps
+    #: working here for at most this long; one revoked here stops at once). 0 disables the cache.
+    auth_cache_s: float = Field(default=2.0, ge=0)
+    #: Serving: how long a request waits for a replica of a scaled-to-zero or loading endpoint (then 503).
+    cold_start_timeout_s: float = Field(default=60.0, gt=0)
+    #: Serving: total memory the loaded models may take before idle ones are unloaded (None: no limit).
+    serving_memory_bytes: int | None = Field(default=None, ge=1)
+    #: Modules the local executor's fork server imports once at start, so a job's worker starts with them loaded
+    #: (a training job then reaches its first trial in well under a second instead of importing for seconds).
+    worker_preload: list[str] = Field(default_factory=lambda: [
+        "aimaas.services.training.job", "aimaas.training.tuning", "aimaas.training.sklearn_trainers",
+        "aimaas.training.lightgbm_trainer", "optuna", "sklearn.linear_model", "sklearn.ensemble",
+        "sklearn.model_selection", "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing", "sklearn.impute",
+        "sklearn.metrics", "sklearn.inspection", "lightgbm", "skl2onnx", "onnxmltools", "onnx", "onnxruntime",
+    ])
 
     @field_validator("home", mode="before")
     @classmethod

@@ -119,11 +119,13 @@ def test_dataset_in_use_cannot_be_deleted(live_server: LiveServer, unique_name: 
         container = build_container(Settings(home=live_server.home))
         try:
             principal = system_principal(container.services.tenants.operator_tenant())
-            container.services.datasets.add_reference(principal, unique_name, "job", "job_123")
+            container.services.datasets.add_reference(principal, unique_name, "model_version", "mv_123")
+            container.services.datasets.add_reference(principal, unique_name, "job", "job_gone")
             err = assert_envelope(admin.delete(f"/api/v1/datasets/{unique_name}"), 409, "dataset_in_use")
-            assert "job job_123" in err["message"]
+            assert "model_version mv_123" in err["message"]
+            assert "job_gone" not in err["message"]  # a job that no longer runs holds nothing (stale, removed)
             assert admin.get(f"/api/v1/datasets/{unique_name}/versions/1/download").content == CSV
-            container.services.datasets.remove_reference(principal, unique_name, "job", "job_123")
+            container.services.datasets.remove_reference(principal, unique_name, "model_version", "mv_123")
         finally:
             container.close()
         assert admin.delete(f"/api/v1/datasets/{unique_name}").status_code == 204

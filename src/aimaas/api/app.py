@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from aimaas._version import __version__
 from aimaas.api.errors import install_error_handlers
 from aimaas.api.middleware import HttpMetrics, RequestContextMiddleware
-from aimaas.api.routes import datasets, health, jobs, tenants
+from aimaas.api.routes import datasets, endpoints, health, jobs, models, openai, tenants, train
 from aimaas.api.routes.docs import install_docs
 from aimaas.config import Settings
 from aimaas.services.container import Services
@@ -38,6 +38,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
         app.state.draining = False
         await asyncio.to_thread(services.jobs.recover)
         loop = asyncio.create_task(run_job_loop(services, JOB_TICK_S), name="aimaas-job-loop")
+        await services.endpoints.controller.start()
         try:
             yield
         finally:
@@ -45,6 +46,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
+            await services.endpoints.controller.stop()
             await asyncio.to_thread(services.jobs.close)  # running jobs end failed; last events stored
 
     app = FastAPI(
@@ -65,6 +67,10 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.include_router(tenants.router)
     app.include_router(datasets.router)
     app.include_router(jobs.router)
+    app.include_router(train.router)
+    app.include_router(models.router)
+    app.include_router(endpoints.router)
+    app.include_router(openai.router)
     install_docs(app, public=settings.public_docs)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     return app

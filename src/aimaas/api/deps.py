@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from aimaas.domain import Principal, Scope
 from aimaas.errors import Forbidden, InvalidInput
@@ -21,11 +22,15 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def authenticated(request: Request, services: ServicesDep) -> Principal:
+async def authenticated(request: Request, services: ServicesDep) -> Principal:
+    """The caller's principal: from the short-lived authentication cache when possible (no thread, no query),
+    else looked up in the store in a worker thread."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     secret = token.strip() if scheme.lower() == "bearer" else None
-    principal = services.tenants.authenticate(secret)
+    principal = services.tenants.cached_principal(secret)
+    if principal is None:
+        principal = await run_in_threadpool(services.tenants.authenticate, secret)
     request.state.principal = principal  # for logging/metrics: ids only, never the secret
     return principal
 
@@ -33,7 +38,7 @@ def authenticated(request: Request, services: ServicesDep) -> Principal:
 def require(scope: Scope):  # type: ignore[no-untyped-def]
     """A dependency that authenticates and checks ``scope``."""
 
-    def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
         if not principal.can(scope):
             raise Forbidden(f"this action needs a key with the '{scope.value}' scope")
         return principal
@@ -70,3 +75,4 @@ class Paging:
 Read = require(Scope.READ)
 Write = require(Scope.WRITE)
 Admin = require(Scope.ADMIN)
+Predict = require(Scope.PREDICT)

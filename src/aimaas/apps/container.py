@@ -13,8 +13,14 @@ from aimaas.executors import Executor, create_executor
 from aimaas.services.container import Services
 from aimaas.services.datasets.ingest import IngestLimits
 from aimaas.services.datasets.service import DatasetService
+from aimaas.services.endpoints import EndpointService
+from aimaas.services.inference import InferenceService
 from aimaas.services.jobs import JobService
+from aimaas.services.registry import RegistryService
 from aimaas.services.tenants import TenantService
+from aimaas.services.training.service import TrainingService
+from aimaas.serving.controller import ServingController
+from aimaas.serving.materialize import Materializer
 from aimaas.storage import open_artifact_store, open_metadata_store
 from aimaas.storage.artifacts.base import ArtifactStore
 from aimaas.storage.base import MetadataStore
@@ -51,6 +57,8 @@ def build_executor(settings: Settings) -> Executor:
     }
     if settings.executor == "local":
         options["workers"] = settings.workers
+        options["preload"] = tuple(settings.worker_preload)
+        options["warm"] = True
     return create_executor(settings.executor, **options)
 
 
@@ -71,16 +79,29 @@ def build_container(settings: Settings) -> Container:
         heartbeat_stale_s=settings.heartbeat_stale_s,
         allowed_modules=settings.job_entrypoints,
     )
+    datasets = DatasetService(
+        store,
+        artifacts,
+        staging_dir=settings.staging_dir,
+        max_upload_bytes=settings.max_upload_bytes,
+        limits=limits,
+    )
+    registry = RegistryService(
+        store, artifacts, staging_dir=settings.staging_dir, max_upload_bytes=settings.max_upload_bytes,
+        archive_limits={"max_entries": settings.max_archive_entries, "max_ratio": settings.max_archive_ratio},
+    )
+    controller = ServingController(
+        store, Materializer(artifacts, settings.home / "model-cache"),
+        cold_start_timeout_s=settings.cold_start_timeout_s, memory_budget_bytes=settings.serving_memory_bytes,
+    )
     services = Services(
-        tenants=TenantService(store),
-        datasets=DatasetService(
-            store,
-            artifacts,
-            staging_dir=settings.staging_dir,
-            max_upload_bytes=settings.max_upload_bytes,
-            limits=limits,
-        ),
+        tenants=TenantService(store, auth_cache_s=settings.auth_cache_s),
+        datasets=datasets,
         jobs=jobs,
+        registry=registry,
+        training=TrainingService(datasets, jobs, registry, artifacts),
+        endpoints=EndpointService(store, controller),
+        inference=InferenceService(controller),
         ping=store.ping,
     )
     return Container(settings=settings, store=store, artifacts=artifacts, services=services)

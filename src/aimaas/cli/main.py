@@ -1,4 +1,5 @@
-"""The ``aimaas`` command: start the server, log in, and manage tenants, keys, datasets and jobs over the SDK."""
+"""The ``aimaas`` command: start the server, log in, and manage tenants, keys, datasets, jobs, training, models,
+endpoints and predictions over the SDK."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from aimaas.cli import admin, datasets, jobs
+from aimaas.cli import admin, datasets, endpoints, jobs, models, train
 from aimaas.cli._common import AimaasGroup, State, client, err_console, fail, out_console, print_json
 
 __all__ = ["app", "main"]
@@ -22,6 +23,11 @@ app = typer.Typer(
 )
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(models.app, name="models")
+app.command("train")(train.train)
+app.command("deploy")(endpoints.deploy)
+app.add_typer(endpoints.app, name="endpoints")
+app.command("predict")(endpoints.predict)
 app.add_typer(admin.tenants_app, name="tenants")
 app.add_typer(admin.keys_app, name="keys")
 

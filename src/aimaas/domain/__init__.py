@@ -1,5 +1,12 @@
 """Frozen domain objects and pure rules; no framework imports."""
 
+from aimaas.domain.endpoints import (
+    ENDPOINT_SETTINGS,
+    Endpoint,
+    check_endpoint_name,
+    check_endpoint_settings,
+    check_selector,
+)
 from aimaas.domain.ids import new_id
 from aimaas.domain.job_records import Job
 from aimaas.domain.jobs import (
@@ -42,6 +49,11 @@ from aimaas.domain.registry import (
 )
 
 __all__ = [
+    "ENDPOINT_SETTINGS",
+    "Endpoint",
+    "check_endpoint_name",
+    "check_endpoint_settings",
+    "check_selector",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "Job",

@@ -76,8 +76,9 @@ class LocalExecutor(Executor):
     """Options: ``workers`` (default 2), ``checkpoint_root`` (default: a new temporary directory, left in place),
     ``heartbeat_s`` (1.0), ``grace_s`` (2.0), ``kill_after_s`` (1.0), ``stall_warning_s`` (30.0),
     ``start_method`` (``forkserver`` or ``spawn``), ``preload`` (modules the fork server imports once, e.g.
-    ``aimaas.training``; only before the fork server first starts), ``allowed_modules`` (entrypoint packages;
-    default any)."""
+    ``aimaas.training``; only before the fork server first starts; a module that fails to import is skipped),
+    ``warm`` (start the fork server now, in the background, so the first job does not wait for the preload),
+    ``allowed_modules`` (entrypoint packages; default any)."""
 
     name = "local"
 
@@ -92,6 +93,7 @@ class LocalExecutor(Executor):
         stall_warning_s: float = 30.0,
         start_method: str | None = None,
         preload: Iterable[str] = (),
+        warm: bool = False,
         allowed_modules: Iterable[str] | None = None,
     ) -> None:
         if workers < 1 or heartbeat_s <= 0 or grace_s < 0 or kill_after_s < 0:
@@ -102,6 +104,11 @@ class LocalExecutor(Executor):
         self._mp: Any = mp.get_context(method)
         if method == "forkserver":  # modules the fork server imports once, so each job starts with them loaded
             self._mp.set_forkserver_preload(["__main__", "aimaas.executors._worker", *preload])
+            if warm:
+                from multiprocessing import forkserver
+
+                threading.Thread(target=forkserver.ensure_running, name="aimaas-forkserver-warmup",
+                                 daemon=True).start()
         self.capacity = workers
         self.checkpoint_root = Path(checkpoint_root or tempfile.mkdtemp(prefix="aimaas-checkpoints-")).resolve()
         self.heartbeat_s, self.grace_s, self.kill_after_s = heartbeat_s, grace_s, kill_after_s

@@ -11,7 +11,25 @@ from aimaas.schemas.datasets import (
     SplitCreate,
     SplitPublic,
 )
+from aimaas.schemas.endpoints import (
+    CanarySpec,
+    EndpointCreate,
+    EndpointPublic,
+    EndpointStatus,
+    EndpointUpdate,
+    PredictRequest,
+    PredictResponse,
+    ReplicaStatus,
+)
 from aimaas.schemas.jobs import JobCreate, JobEventList, JobEventPublic, JobPublic
+from aimaas.schemas.registry import (
+    AliasSet,
+    ModelComparison,
+    ModelDetail,
+    ModelPublic,
+    ModelVersionPublic,
+    VersionStatusSet,
+)
 from aimaas.schemas.tenants import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -20,8 +38,25 @@ from aimaas.schemas.tenants import (
     TenantPublic,
     WhoAmI,
 )
+from aimaas.schemas.training import TASK_CHOICES, TrainCreate
 
 __all__ = [
+    "TASK_CHOICES",
+    "CanarySpec",
+    "EndpointCreate",
+    "EndpointPublic",
+    "EndpointStatus",
+    "EndpointUpdate",
+    "PredictRequest",
+    "PredictResponse",
+    "ReplicaStatus",
+    "AliasSet",
+    "ModelComparison",
+    "ModelDetail",
+    "ModelPublic",
+    "ModelVersionPublic",
+    "TrainCreate",
+    "VersionStatusSet",
     "ApiKeyCreate",
     "ApiKeyCreated",
     "ApiKeyPublic",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,6 +50,23 @@ class SseParser:
         return None
 
 
+_ENDED = frozenset({"succeeded", "failed", "cancelled"})
+_FIRST_POLL_S, _MAX_POLL_S = 0.1, 2.0
+
+
+def _next_poll(delay: float, deadline: float | None, job_id: str, timeout: float | None) -> float:
+    """How long to sleep before the next look (growing to 2 s), or TimeoutError once ``timeout`` is spent."""
+    if deadline is None:
+        return delay
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(
+            f"job {job_id} has not ended after {timeout:g} s; it keeps running (cancel it with "
+            f"`aimaas jobs cancel {job_id}`), or wait longer"
+        )
+    return min(delay, left)
+
+
 def _stream_request(job_id: str, after_seq: int) -> tuple[str, dict[str, Any]]:
     return f"{r.job_path(job_id)}/stream", {"after_seq": after_seq}
 
@@ -91,6 +110,21 @@ class Jobs:
     def cancel(self, job_id: str) -> JobPublic:
         """Ask to stop the job; a queued job ends at once, a running one within seconds."""
         return self._c._run(r.job_cancel(job_id))
+
+    def retry(self, job_id: str) -> JobPublic:
+        """Run an ended job again as a new job that resumes from its checkpoint (a training job continues from
+        its last saved epoch)."""
+        return self._c._run(r.job_retry(job_id))
+
+    def wait(self, job_id: str, *, timeout: float | None = None) -> JobPublic:
+        """Return the job once it has ended (succeeded, failed or cancelled: check ``.state``, ``.error``,
+        ``.result``). Polls every 0.1-2 s; raises ``TimeoutError`` after ``timeout`` seconds (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = _FIRST_POLL_S
+        while (job := self.get(job_id)).state not in _ENDED:
+            time.sleep(_next_poll(delay, deadline, job_id, timeout))
+            delay = min(delay * 1.5, _MAX_POLL_S)
+        return job
 
     def stream(self, job_id: str, *, after_seq: int = 0) -> Iterator[JobEventPublic]:
         """Yield the job's events after ``after_seq`` as they happen; ends once the job has ended."""
@@ -146,6 +180,19 @@ class AsyncJobs:
 
     async def cancel(self, job_id: str) -> JobPublic:
         return await self._c._run(r.job_cancel(job_id))
+
+    async def retry(self, job_id: str) -> JobPublic:
+        """See :meth:`Jobs.retry`."""
+        return await self._c._run(r.job_retry(job_id))
+
+    async def wait(self, job_id: str, *, timeout: float | None = None) -> JobPublic:
+        """See :meth:`Jobs.wait`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = _FIRST_POLL_S
+        while (job := await self.get(job_id)).state not in _ENDED:
+            await asyncio.sleep(_next_poll(delay, deadline, job_id, timeout))
+            delay = min(delay * 1.5, _MAX_POLL_S)
+        return job
 
     async def stream(self, job_id: str, *, after_seq: int = 0) -> AsyncIterator[JobEventPublic]:
         """Yield the job's events after ``after_seq`` as they happen; ends once the job has ended."""

@@ -18,6 +18,8 @@ from aimaas.schemas import (
     DatasetPublic,
     DatasetStats,
     DatasetVersionPublic,
+    EndpointPublic,
+    JobPublic,
     Page,
     PreviewPage,
     SplitPublic,
@@ -26,6 +28,7 @@ from aimaas.schemas import (
 )
 from aimaas.sdk import _routes as r
 from aimaas.sdk._common import base_headers, make_client_args, upload_timeout
+from aimaas.sdk._endpoints import Canary, Endpoints, openai_client
 from aimaas.sdk._http import (
     CHUNK_SIZE,
     ProgressCallback,
@@ -38,6 +41,7 @@ from aimaas.sdk._http import (
     transport_error,
 )
 from aimaas.sdk._jobs import Jobs
+from aimaas.sdk._models import Models
 
 __all__ = ["Client"]
 
@@ -229,6 +233,9 @@ class Client:
         self.tenants = Tenants(self)
         self.keys = Keys(self)
         self.jobs = Jobs(self)
+        self.models = Models(self)
+        self.endpoints = Endpoints(self)
+        self._api_key = api_key  # for openai(); never shown
 
     def __repr__(self) -> str:
         return f"Client(url={self.url!r})"
@@ -256,6 +263,76 @@ class Client:
         """``{"status": "ready"}`` once the server can serve; raises ServiceUnavailable otherwise."""
         return self._run(r.ready())
 
+    def train(
+        self,
+        dataset: str,
+        target: str | None = None,
+        *,
+        task: str = "auto",
+        budget_s: float | None = None,
+        max_trials: int | None = None,
+        metric: str | None = None,
+        trainer: str | None = None,
+        trainers: list[str] | None = None,
+        params: dict[str, Any] | None = None,
+        model: str | None = None,
+        dataset_version: int | None = None,
+        split_id: str | None = None,
+        seed: int = 0,
+        text_column: str | None = None,
+        parallel_trials: int = 1,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+    ) -> JobPublic:
+        """Queue a training job on a dataset version and return it (follow it with ``jobs.stream(job.id)`` or
+        ``jobs.wait(job.id)``; the finished job's ``result`` names the registered model version).
+
+        Without ``trainer`` the server searches trainers and hyperparameters within ``budget_s`` seconds and
+        ``max_trials`` trials, scoring by ``metric``; ``trainer`` with ``params`` trains one configuration.
+        ``task="auto"`` decides from the data; ``model`` names the registered model (default: from the
+        dataset). A retry with the same ``idempotency_key`` returns the same job. See docs/training.md.
+        """
+        arguments = dict(locals())  # the first statement: exactly the arguments
+        # Every argument but the key is the TrainCreate field of the same name (None: the server's default).
+        call = r.train_create({k: v for k, v in arguments.items() if k not in ("self", "idempotency_key")})
+        return self._send(
+            call.method, call.path, call.parse, json=call.json, headers=r.idempotency_headers(idempotency_key)
+        )
+
+    def deploy(
+        self,
+        name: str,
+        model: str,
+        *,
+        canary: Canary | None = None,
+        min_replicas: int | None = None,
+        max_replicas: int | None = None,
+        max_batch_size: int | None = None,
+        max_wait_ms: float | None = None,
+        idle_timeout_s: float | None = None,
+        target_ongoing_requests: int | None = None,
+        description: str | None = None,
+    ) -> EndpointPublic:
+        """Deploy ``model`` as endpoint ``name``: the same as ``endpoints.create`` (see there)."""
+        return self.endpoints.create(
+            name,
+            model,
+            canary=canary,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            max_batch_size=max_batch_size,
+            max_wait_ms=max_wait_ms,
+            idle_timeout_s=idle_timeout_s,
+            target_ongoing_requests=target_ongoing_requests,
+            description=description,
+        )
+
+    def openai(self, **options: Any) -> Any:
+        """An ``openai.OpenAI`` for this server's OpenAI-compatible routes (``/v1``), with this client's key and
+        timeout; ``model`` is an endpoint name. ``options`` go to its constructor (e.g. ``max_retries=0``).
+        Needs ``pip install openai`` (ModuleNotFoundError saying so otherwise)."""
+        return openai_client(self.url, self._api_key, self.timeout, asynchronous=False, **options)
+
     # -- plumbing ----------------------------------------------------------------------------------------
     def _run(self, call: r.Call[T]) -> T:
         return self._send(call.method, call.path, call.parse, params=call.params, json=call.json)
@@ -267,9 +344,16 @@ class Client:
             raise transport_error(self.url, exc) from None
         return read_answer(response, parse)
 
-    def _download(self, path: str, dest: PathLike, default_name: str, progress: ProgressCallback | None) -> Path:
+    def _download(
+        self,
+        path: str,
+        dest: PathLike,
+        default_name: str,
+        progress: ProgressCallback | None,
+        params: dict[str, Any] | None = None,
+    ) -> Path:
         try:
-            with self._http.stream("GET", path) as response:
+            with self._http.stream("GET", path, params=params) as response:
                 if response.is_error:
                     response.read()
                     raise error_from_response(response)

@@ -6,8 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aimaas.services.datasets.service import DatasetService
+from aimaas.services.endpoints import EndpointService
+from aimaas.services.inference import InferenceService
 from aimaas.services.jobs import JobService
+from aimaas.services.registry import RegistryService
 from aimaas.services.tenants import TenantService
+from aimaas.services.training.service import TrainingService
 
 __all__ = ["Services"]
 
@@ -17,4 +21,8 @@ class Services:
     tenants: TenantService
     datasets: DatasetService
     jobs: JobService
+    registry: RegistryService
+    training: TrainingService
+    endpoints: EndpointService
+    inference: InferenceService
     ping: Callable[[], None]  # raises StorageError unless the database answers

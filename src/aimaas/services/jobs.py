@@ -12,6 +12,10 @@ is one reconcile step, pure enough to call from a server loop (every ~200 ms) or
 4. refresh ``heartbeat_at`` of this server's running jobs, and fail other servers' jobs whose heartbeat is
    older than ``heartbeat_stale_s`` (their server died).
 
+Finishers (:meth:`JobService.add_finisher`): a job kind may register a function called when one of its jobs
+succeeds, before the success is stored, with the job and its result; what it returns becomes the stored result
+(the ``train`` kind registers the model version there). If it raises, the job ends ``failed`` with the reason.
+
 Restart policy (:meth:`recover`, called once at start): jobs left ``running`` by this owner id, or with a stale
 heartbeat, are failed with a reason, never re-queued; a new job can resume with ``resume_from``. Events are
 stored before the state they imply, so a crash in between leaves a running job that ``recover`` fails.
@@ -22,7 +26,7 @@ from __future__ import annotations
 import builtins
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 RESTART_REASON = "the server restarted while the job was running; start a new job (resume_from) to run it again"
 STALE_REASON = "the server running the job stopped sending heartbeats; start a new job (resume_from) to run it again"
 _SPEC_FIELDS = frozenset({"kind", "entrypoint", "params", "priority", "resume_from"})
+Finisher = Callable[[Job, dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +88,12 @@ class JobService:
         self._active: dict[str, str] = {}  # job id → tenant id, for the jobs this service submitted
         self._cancel_sent: set[str] = set()
         self._lock = threading.RLock()
+        self._finishers: dict[str, Finisher] = {}
         self._last_beat = self._last_sweep = utcnow() - timedelta(days=1)
+
+    def add_finisher(self, kind: str, finisher: Finisher) -> None:
+        """Call ``finisher(job, result)`` when a job of ``kind`` succeeds (see the module docstring)."""
+        self._finishers[kind] = finisher
 
     # -- tenant-facing use cases ----------------------------------------------------------------
     def create(
@@ -102,6 +112,18 @@ class JobService:
         if spec.resume_from is not None:
             self._store.get_job(principal.tenant_id, spec.resume_from)
         return self._store.create_job(job)
+
+    def retry(self, principal: Principal, job_id: str) -> Job:
+        """A new job with the same spec, resuming from ``job_id``'s checkpoint folder. Conflict while the job
+        has not ended (cancel it first)."""
+        old = self._store.get_job(principal.tenant_id, job_id)
+        if old.state in (JobState.QUEUED, JobState.RUNNING):
+            raise Conflict(f"job {job_id} is still {old.state.value}; cancel it or wait for it to end before retrying",
+                           code="job_active")
+        spec = old.spec
+        job, _ = self.create(principal, {"kind": spec.kind, "entrypoint": spec.entrypoint, "params": spec.params,
+                                         "priority": spec.priority, "resume_from": old.id})
+        return job
 
     def get(self, principal: Principal, job_id: str) -> Job:
         return self._store.get_job(principal.tenant_id, job_id)
@@ -183,12 +205,34 @@ class JobService:
                 changes["result"] = end.payload["result"]
             if state is JobState.SUCCEEDED:
                 changes["progress"] = 100.0
+                self._finish(job_id, changes)
         if not changes:
             return
         try:
             self._store.update_job(job_id, **changes)
         except Conflict:  # already ended elsewhere (orphan sweep): keep that ending
             log.info("job already ended; its late end is ignored", extra={"job_id": job_id})
+
+    def _finish(self, job_id: str, changes: dict[str, Any]) -> None:
+        """Run the kind's finisher on a succeeded job; its failure turns the job ``failed``."""
+        tenant_id = self._active.get(job_id)
+        if tenant_id is None:
+            return
+        try:
+            job = self._store.get_job(tenant_id, job_id)
+        except NotFound:
+            return
+        finisher = self._finishers.get(job.spec.kind)
+        if finisher is None or job.state is not JobState.RUNNING:
+            return
+        try:
+            changes["result"] = finisher(job, dict(changes.get("result") or {}))
+        except Exception as exc:  # any failure of the finisher fails the job, with its reason
+            message = exc.message if isinstance(exc, AimaasError) else f"{type(exc).__name__}: {exc}"
+            log.warning("job finisher failed: %s", message, extra={"job_id": job_id})
+            changes.pop("progress", None)
+            changes.update(state=JobState.FAILED, error=f"the job finished but its output could not be kept: {message}",
+                           result=None)
 
     def _send_cancel(self, job_id: str) -> None:
         if job_id not in self._cancel_sent:

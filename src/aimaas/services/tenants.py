@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import datetime
 
 from aimaas.domain import ApiKey, Principal, Scope, Tenant, new_id, utcnow
@@ -32,10 +33,25 @@ class TenantService:
     The tenant named ``default`` is the operator's: its admin keys may manage every tenant.
     """
 
-    def __init__(self, store: MetadataStore) -> None:
+    def __init__(self, store: MetadataStore, *, auth_cache_s: float = 0.0) -> None:
         self._store = store
+        #: Seconds a successful authentication is remembered (0: never). A key revoked through this server is
+        #: forgotten at once; one revoked through another server keeps working here for at most this long.
+        self.auth_cache_s = auth_cache_s
+        self._cache: dict[str, tuple[float, Principal]] = {}
 
     # -- authentication ----------------------------------------------------------------------
+    def cached_principal(self, secret: str | None) -> Principal | None:
+        """The principal for ``secret`` if it was authenticated within ``auth_cache_s`` and is still active;
+        None otherwise (then call :meth:`authenticate`). Never touches the database."""
+        if not self.auth_cache_s or not secret or not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+            return None
+        entry = self._cache.get(hash_key(secret))
+        if entry is None or time.monotonic() - entry[0] > self.auth_cache_s:
+            return None
+        principal = entry[1]
+        return principal if principal.key.is_active(utcnow()) else None
+
     def authenticate(self, secret: str | None) -> Principal:
         if not secret:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
@@ -51,7 +67,12 @@ class TenantService:
         if not key.is_active(utcnow()):
             raise Unauthorized("this API key has expired", code="expired_api_key")
         tenant = self._store.get_tenant(key.tenant_id)
-        return Principal(tenant=tenant, key=key, is_operator=tenant.name == OPERATOR_TENANT)
+        principal = Principal(tenant=tenant, key=key, is_operator=tenant.name == OPERATOR_TENANT)
+        if self.auth_cache_s:
+            if len(self._cache) > 10_000:  # bounded: a flood of distinct valid keys just restarts the cache
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic(), principal)
+        return principal
 
     # -- tenants -----------------------------------------------------------------------------
     def create_tenant(self, principal: Principal, name: str) -> Tenant:
@@ -117,7 +138,9 @@ class TenantService:
 
     def revoke_key(self, principal: Principal, key_id: str, *, tenant_id: str | None = None) -> ApiKey:
         self._require_admin(principal)
-        return self._store.revoke_api_key(self._target_tenant(principal, tenant_id), key_id, utcnow())
+        revoked = self._store.revoke_api_key(self._target_tenant(principal, tenant_id), key_id, utcnow())
+        self._cache.clear()  # the revoked key must stop working here at once
+        return revoked
 
     # -- bootstrap ---------------------------------------------------------------------------
     def bootstrap(self) -> str | None:

@@ -12,6 +12,7 @@ Contract (every backend passes ``aimaas.testing.store_contract``):
   optional ``after`` cursor (an id), at most ``limit`` items.
 
 The model registry methods (``*model*``) follow the same rules and pass ``aimaas.testing.registry_contract``.
+The endpoint methods (``*endpoint*``) follow them and pass ``aimaas.testing.endpoints_contract``.
 The job methods (``*job*``) follow them too and pass ``aimaas.testing.jobs_contract``; the ones without a
 ``tenant_id`` (``claim_jobs``, ``update_job``, ``append_job_events``, ``fail_orphaned_jobs``) are for the jobs
 service only and must never be reachable with a tenant's input.
@@ -30,6 +31,7 @@ from aimaas.domain import (
     DatasetReference,
     DatasetSplit,
     DatasetVersion,
+    Endpoint,
     Job,
     JobEvent,
     JobState,
@@ -246,6 +248,36 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def list_model_references(self, tenant_id: str, model_id: str) -> list[ModelReference]:
         """References to the model, oldest first. NotFound if the model is missing."""
+
+    # -- endpoints ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_endpoint(self, endpoint: Endpoint) -> Endpoint:
+        """Insert an endpoint (settings checked with ``check_endpoint_settings``) and, in the same transaction,
+        a :class:`ModelReference` (holder ``endpoint``, the endpoint id) on its model, so the model cannot be
+        deleted while deployed. Conflict (``code="endpoint_exists"``) if the tenant already has an endpoint
+        of that name; NotFound if the tenant has no model ``endpoint.model_name``."""
+
+    @abc.abstractmethod
+    def get_endpoint(self, tenant_id: str, name: str) -> Endpoint:
+        """NotFound if the tenant has no endpoint of that name."""
+
+    @abc.abstractmethod
+    def list_endpoints(self, tenant_id: str, *, limit: int = 100, after: str | None = None) -> list[Endpoint]:
+        """The tenant's endpoints in id order (see the module docstring for paging)."""
+
+    @abc.abstractmethod
+    def list_all_endpoints(self) -> list[Endpoint]:
+        """Every tenant's endpoints, in id order: for the serving controller only, never for a request."""
+
+    @abc.abstractmethod
+    def update_endpoint(self, endpoint: Endpoint) -> Endpoint:
+        """Replace the stored endpoint with the same tenant and name by ``endpoint`` (its settings, selectors,
+        canary, description, ``updated_at``; ``id``, ``model_name`` and ``created_at`` are kept).
+        NotFound if missing; InvalidInput for settings that break ``check_endpoint_settings``."""
+
+    @abc.abstractmethod
+    def delete_endpoint(self, tenant_id: str, name: str) -> None:
+        """Delete the endpoint and its model reference. NotFound if missing."""
 
     # -- jobs --------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -15,6 +15,7 @@ from typing import Any
 
 from aimaas.domain import ApiKey, Dataset, DatasetReference, DatasetSplit, DatasetVersion, Tenant, new_id
 from aimaas.errors import Conflict, InvalidInput, NotFound
+from aimaas.storage.memory_endpoints import MemoryEndpointsMixin
 from aimaas.storage.memory_jobs import MemoryJobsMixin
 from aimaas.storage.memory_registry import MemoryRegistryMixin
 
@@ -44,11 +45,12 @@ def _page(items: list[Any], limit: int, after: str | None) -> list[Any]:
     return items[:limit]
 
 
-class MemoryMetadataStore(MemoryRegistryMixin, MemoryJobsMixin):
+class MemoryMetadataStore(MemoryRegistryMixin, MemoryEndpointsMixin, MemoryJobsMixin):
     """Thread-safe in-memory MetadataStore with the same behaviour as :class:`SqlMetadataStore`.
 
-    The model registry methods live in :class:`~aimaas.storage.memory_registry.MemoryRegistryMixin`, the job
-    methods in :class:`~aimaas.storage.memory_jobs.MemoryJobsMixin`.
+    The model registry methods live in :class:`~aimaas.storage.memory_registry.MemoryRegistryMixin`, the
+    endpoint methods in :class:`~aimaas.storage.memory_endpoints.MemoryEndpointsMixin`, the job methods in
+    :class:`~aimaas.storage.memory_jobs.MemoryJobsMixin`.
     """
 
     def __init__(self) -> None:
@@ -60,6 +62,7 @@ class MemoryMetadataStore(MemoryRegistryMixin, MemoryJobsMixin):
         self._splits: dict[str, DatasetSplit] = {}
         self._refs: dict[tuple[str, str, str], DatasetReference] = {}
         self._init_registry()
+        self._init_endpoints()
         self._init_jobs()
 
     def ping(self) -> None:

@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 from aimaas.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
     import pandas as pd
 
 __all__ = [
+    "MODALITIES",
     "FitResult",
     "Report",
     "TaskKind",
@@ -44,6 +47,11 @@ class TaskKind(enum.StrEnum):
     CLASSIFICATION = "classification"
     REGRESSION = "regression"
     CLUSTERING = "clustering"
+
+
+#: What a trainer's rows hold. ``tabular``: raw columns. ``text``: one str column named ``text``. ``image``: one
+#: bytes column named ``image`` (an encoded PNG/JPEG/GIF/BMP file per row, as in an image-folder dataset).
+MODALITIES = ("tabular", "text", "image")
 
 
 class TrialLike(Protocol):
@@ -92,7 +100,10 @@ class Trainer(ABC):
     * ``__init__(*, task=None, random_state=0, **hyperparameters)`` never touches data. ``task`` may be left
       out when the trainer supports one task only. An unknown hyperparameter or task raises
       :class:`InvalidInput` whose ``param`` names it. Values are checked by the underlying library at fit.
-    * ``fit(X, y, *, X_valid, y_valid, report, schema)`` refits from scratch and returns a :class:`FitResult`.
+    * ``fit(X, y, *, X_valid, y_valid, report, schema, checkpoint_dir)`` refits from scratch and returns a
+      :class:`FitResult`. Trainers with ``checkpoints = True`` write their state to ``checkpoint_dir`` after
+      each epoch (safetensors + JSON, never pickle) and, finding a compatible state there, resume from it;
+      others ignore it.
       ``X`` holds raw feature columns only (never the target); ``y`` is the target (a Series names the
       target column in errors; ignored for clustering); ``schema`` is the dataset's
       ``[{"name", "type", "missing"}]`` (inferred from dtypes when omitted). Bad data raises
@@ -108,6 +119,10 @@ class Trainer(ABC):
 
     name: ClassVar[str] = ""
     tasks: ClassVar[frozenset[TaskKind]] = frozenset()
+    #: One of :data:`MODALITIES`: what ``X`` holds (raw columns, a ``text`` column, an ``image`` column).
+    modality: ClassVar[str] = "tabular"
+    #: True when ``fit`` honours ``checkpoint_dir`` (saves each epoch and resumes from what it finds there).
+    checkpoints: ClassVar[bool] = False
     hyperparameters: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, *, task: TaskKind | str | None = None, random_state: int = 0, **params: Any) -> None:
@@ -148,7 +163,8 @@ class Trainer(ABC):
 
     @abstractmethod
     def fit(self, X: pd.DataFrame, y: Any = None, *, X_valid: pd.DataFrame | None = None, y_valid: Any = None,
-            report: Report | None = None, schema: list[dict[str, Any]] | None = None) -> FitResult: ...
+            report: Report | None = None, schema: list[dict[str, Any]] | None = None,
+            checkpoint_dir: Path | None = None) -> FitResult: ...
 
     @abstractmethod
     def predict(self, X: pd.DataFrame) -> np.ndarray: ...
@@ -169,7 +185,16 @@ class Trainer(ABC):
 
 
 _REGISTRY: dict[str, type[Trainer]] = {}
-_BUILTINS = ("aimaas.training.sklearn_trainers", "aimaas.training.lightgbm_trainer")
+# Modules whose import registers the built-in trainers. Each must import cheaply: torch, sentence-transformers
+# and friends are imported inside the methods that need them.
+_BUILTINS = (
+    "aimaas.training.sklearn_trainers",
+    "aimaas.training.lightgbm_trainer",
+    "aimaas.training.torch_mlp",
+    "aimaas.training.torch_cnn",
+    "aimaas.training.torch_text",
+    "aimaas.training.embedding_trainer",
+)
 T = TypeVar("T", bound=type[Trainer])
 
 
@@ -212,11 +237,13 @@ def get_trainer(name: str) -> type[Trainer]:
         raise InvalidInput(f"Unknown trainer {name!r}. Known trainers: {known}.", param="trainer") from None
 
 
-def trainers_for(task: TaskKind | str) -> list[str]:
-    """Names of the trainers that support ``task``, sorted."""
+def trainers_for(task: TaskKind | str, modality: str = "tabular") -> list[str]:
+    """Names of the trainers that support ``task`` on rows of ``modality``, sorted."""
     try:
         kind = TaskKind(task)
     except ValueError:
         raise InvalidInput(f"Unknown task {task!r}; use one of {', '.join(TaskKind)}.", param="task") from None
+    if modality not in MODALITIES:
+        raise InvalidInput(f"Unknown modality {modality!r}; use one of {', '.join(MODALITIES)}.", param="modality")
     _load_builtins()
-    return sorted(n for n, cls in _REGISTRY.items() if kind in cls.tasks)
+    return sorted(n for n, cls in _REGISTRY.items() if kind in cls.tasks and cls.modality == modality)

@@ -29,6 +29,7 @@ __all__ = [
 
 RESIDUAL_SAMPLE = 1_000
 CALIBRATION_BINS = 10
+ROC_POINTS = 200
 SILHOUETTE_SAMPLE = 5_000
 
 
@@ -46,7 +47,7 @@ def evaluate_classification(y_true: Any, y_pred: Any, proba: np.ndarray | None,
     """Accuracy, balanced accuracy, macro/weighted precision-recall-F1, per-class rows, confusion matrix
     (rows = true, columns = predicted, in ``labels`` order), and with ``proba`` (columns in ``labels`` order):
     ROC-AUC (one-vs-rest macro when multiclass; None when undefined), log loss and, for two classes, the
-    calibration curve of the second label."""
+    calibration curve and the ROC curve (``roc_curve``: ``fpr``/``tpr``) of the second label."""
     with warnings.catch_warnings():  # edge cases (a class never predicted or absent) are reported as 0 or None
         warnings.simplefilter("ignore", UserWarning)
         return _classification(np.asarray(y_true), np.asarray(y_pred), proba, list(labels))
@@ -79,7 +80,21 @@ def _classification(y_true: np.ndarray, y_pred: np.ndarray, proba: Any, labels: 
         out["roc_auc"] = _roc_auc(y_true, proba, labels)
         if len(labels) == 2:
             out["calibration"] = calibration_points(y_true == labels[1], proba[:, 1], positive_label=labels[1])
+            out["roc_curve"] = _roc_points(y_true == labels[1], proba[:, 1])
     return out
+
+
+def _roc_points(is_positive: np.ndarray, score: np.ndarray, limit: int = ROC_POINTS) -> dict[str, Any] | None:
+    """The binary ROC curve (``fpr``/``tpr`` lists, at most ``limit`` points); None with a single class."""
+    from sklearn.metrics import roc_curve
+
+    if is_positive.all() or not is_positive.any():
+        return None
+    fpr, tpr, _ = roc_curve(is_positive, score, drop_intermediate=True)
+    if fpr.size > limit:
+        keep = np.unique(np.linspace(0, fpr.size - 1, limit).round().astype(int))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return {"fpr": [float(v) for v in fpr], "tpr": [float(v) for v in tpr]}
 
 
 def _normalised(proba: Any) -> np.ndarray:

@@ -1,13 +1,23 @@
 """Run an exported model with ONNX Runtime on raw rows, and measure its parity with the trainer.
 
-Inputs are built from the model's own ``aimaas.inputs`` metadata (the feature plan), so this is also the
-reference for how a server turns raw rows into ONNX tensors: one ``[N, 1]`` tensor per used column,
-float32 (NaN = missing), int64, or string (``""`` = missing).
+This is the reference for how a server turns raw rows into ONNX tensors. The model's ``aimaas.input_kind``
+metadata names the feed builder (:data:`FEEDS`):
+
+* ``columns`` (the default): from the ``aimaas.inputs`` feature plan, one ``[N, 1]`` tensor per used column,
+  float32 (NaN = missing), int64, or string (``""`` = missing);
+* ``image``: the ``image`` column's encoded files decoded and normalised as ``aimaas.image`` says;
+* ``text_tokens``: the ``text`` column tokenized with the tokenizer held in ``aimaas.tokenizer``;
+* ``text_embedding``: the ``text`` column embedded by the sentence encoder ``aimaas.encoder`` names.
+
+``aimaas.outputs`` maps ``label`` / ``probabilities`` / ``prediction`` / ``distances`` to graph output names;
+a classifier without a ``label`` output gets ``classes[argmax(probabilities)]``.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +31,18 @@ from aimaas.training.preprocessing import FeaturePlan, coerce_frame
 if TYPE_CHECKING:
     from aimaas.training.base import Trainer
 
-__all__ = ["OnnxOutput", "model_metadata", "onnx_inputs", "parity", "run_onnx"]
+__all__ = ["FEEDS", "FeedBuilder", "OnnxOutput", "model_metadata", "onnx_feed", "onnx_inputs", "parity", "run_onnx"]
+
+FeedBuilder = Callable[[pd.DataFrame, dict[str, Any]], dict[str, np.ndarray]]
+"""``(raw rows, the model's aimaas.* metadata) -> {input name: array}``."""
+
+#: Feed builders by ``aimaas.input_kind``, as ``"module:function"`` (imported on first use: torch stays unloaded).
+FEEDS: dict[str, str] = {
+    "columns": "aimaas.training.onnx_check:column_feed",
+    "image": "aimaas.training.torch_cnn:image_feed",
+    "text_tokens": "aimaas.training.torch_text:token_feed",
+    "text_embedding": "aimaas.training.embedding_trainer:embedding_feed",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +78,23 @@ def onnx_inputs(X: pd.DataFrame, plan: FeaturePlan) -> dict[str, np.ndarray]:
     return {c.input: frame[c.input].to_numpy().reshape(-1, 1) for c in plan.columns}
 
 
+def column_feed(X: pd.DataFrame, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The ``columns`` feed: :func:`onnx_inputs` with the plan stored in the model."""
+    return onnx_inputs(X, FeaturePlan.from_json(json.dumps(meta["inputs"])))
+
+
+def onnx_feed(X: pd.DataFrame, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The input feed for raw rows ``X`` of a model with metadata ``meta`` (see the module docstring)."""
+    kind = str(meta.get("input_kind", "columns"))
+    try:
+        target = FEEDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown aimaas.input_kind {kind!r}; known: {', '.join(sorted(FEEDS))}") from None
+    module, _, attr = target.partition(":")
+    builder: FeedBuilder = getattr(importlib.import_module(module), attr)
+    return builder(X, meta)
+
+
 def _session(onnx_bytes: bytes) -> Any:
     import onnxruntime as ort
 
@@ -68,18 +106,22 @@ def _session(onnx_bytes: bytes) -> Any:
 def run_onnx(onnx_bytes: bytes, X: pd.DataFrame) -> OnnxOutput:
     """Predict raw rows ``X`` with ONNX Runtime (CPU), reading inputs and outputs from the model's metadata."""
     meta = model_metadata(onnx_bytes)
-    plan = FeaturePlan.from_json(json.dumps(meta["inputs"]))
     outputs: dict[str, str] = meta["outputs"]
     session = _session(onnx_bytes)
     names = list(outputs.values())
-    results = dict(zip(outputs, session.run(names, onnx_inputs(X, plan)), strict=True))
+    results = dict(zip(outputs, session.run(names, onnx_feed(X, meta)), strict=True))
     task = TaskKind(meta["task"])
     if task is TaskKind.REGRESSION:
         return OnnxOutput(values=np.asarray(results["prediction"], dtype=np.float64).ravel())
-    labels = np.asarray(results["label"]).ravel()
     if task is TaskKind.CLASSIFICATION:
-        return OnnxOutput(labels=labels, probabilities=np.asarray(results["probabilities"], dtype=np.float64))
-    return OnnxOutput(labels=labels, distances=np.asarray(results["distances"], dtype=np.float64))
+        proba = np.asarray(results["probabilities"], dtype=np.float64)
+        if "label" in results:
+            labels = np.asarray(results["label"]).ravel()
+        else:
+            labels = np.asarray(meta["classes"], dtype=object)[proba.argmax(axis=1)]
+        return OnnxOutput(labels=labels, probabilities=proba)
+    return OnnxOutput(labels=np.asarray(results["label"]).ravel(),
+                      distances=np.asarray(results["distances"], dtype=np.float64))
 
 
 def parity(trainer: Trainer, onnx_bytes: bytes, X_test: pd.DataFrame) -> dict[str, Any]:

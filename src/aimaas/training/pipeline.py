@@ -28,6 +28,8 @@ from aimaas.training.preprocessing import (
 from aimaas.training.validation import prepare_target, target_name
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sklearn.pipeline import Pipeline
 
 __all__ = ["PipelineTrainer", "Validation"]
@@ -95,7 +97,8 @@ class PipelineTrainer(Trainer):
         return self._pipeline
 
     def fit(self, X: pd.DataFrame, y: Any = None, *, X_valid: pd.DataFrame | None = None, y_valid: Any = None,
-            report: Report | None = None, schema: list[dict[str, Any]] | None = None) -> FitResult:
+            report: Report | None = None, schema: list[dict[str, Any]] | None = None,
+            checkpoint_dir: Path | None = None) -> FitResult:
         from sklearn.pipeline import Pipeline
 
         started = time.perf_counter()

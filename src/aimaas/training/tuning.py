@@ -2,23 +2,29 @@
 
 :func:`tune` searches a hierarchical space (``trainer`` first, then that trainer's ``search_space``) with a
 seeded TPE sampler, scores each trial by cross-validation (or on a given validation split), prunes bad
-trials on their running fold scores, refits the best configuration on all tuning rows and returns a
-:class:`TuningResult`. The caller then scores it once on the test split with :func:`evaluate_on_test`.
-optuna is imported by :func:`tune`, so importing this module stays cheap. See docs/training.md.
+trials on their running fold scores, then builds the final model: the best trial refitted on all tuning rows,
+or, when averaging several trials' out-of-fold predictions scores better, an ``ensemble`` of them. The trials
+run in this process (``n_jobs`` threads) or in ``n_workers`` processes sharing the study (tuning_parallel).
+The caller scores the result once on the test split with :func:`evaluate_on_test`. optuna is imported by
+:func:`tune`, so importing this module stays cheap. See docs/training.md.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import os
+import tempfile
 import time
-import warnings
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from aimaas.errors import AimaasError, Conflict, InvalidInput, StorageError
+from aimaas.errors import AimaasError, Conflict, InvalidInput
 from aimaas.training.base import FitResult, Report, TaskKind, Trainer, get_trainer, trainers_for
 from aimaas.training.tuning_data import (
     DEFAULT_METRICS,
@@ -28,26 +34,54 @@ from aimaas.training.tuning_data import (
     metric_direction,
     resolve_metric,
 )
-from aimaas.training.tuning_objective import Monitor, Objective, default_params, new_progress, unprefixed
-from aimaas.training.tuning_summary import importances, trial_row
+from aimaas.training.tuning_objective import (
+    PRUNERS,
+    Monitor,
+    Objective,
+    default_params,
+    make_pruner,
+    make_sampler,
+    new_progress,
+    rebuild_error,
+    unprefixed,
+)
+from aimaas.training.tuning_parallel import ParallelOutcome, open_storage, run_workers, trainer_refs
+from aimaas.training.tuning_summary import (
+    POOL_LIMIT,
+    SIMPLE_TRAINERS,
+    OofStore,
+    ensemble_pool,
+    final_model,
+    importances,
+    trial_row,
+)
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["DEFAULT_METRICS", "METRICS", "PRUNERS", "TuningResult", "evaluate_on_test", "tune"]
+__all__ = ["AUTO_EXCLUDED", "DEFAULT_METRICS", "METRICS", "PRUNERS", "TuningResult", "evaluate_on_test", "tune"]
 
-PRUNERS = ("median", "successive_halving", "none")
-_CHEAP_FIRST = frozenset({"logistic_regression", "linear_regression"})
+AUTO_EXCLUDED = frozenset({"mlp", "ensemble"})
+"""Trainers left out when ``trainers`` is None: ``mlp`` (a neural net: one trial costs as much as dozens of
+tree or linear ones, and on tables it rarely wins) and ``ensemble`` (built from the trials, never searched).
+Name ``mlp`` in ``trainers`` to search it too."""
+_OOF_MAX_VALUES = 4_000_000  # out-of-fold predictions kept per trial (16 MB): above, no ensemble
 
 
 @dataclass(frozen=True)
 class TuningResult:
     """The outcome of :func:`tune`. Everything but ``trainer`` is JSON-safe (``to_dict`` leaves it out).
 
-    ``best_score`` is the best trial's mean cross-validation score (or validation-split score) in
-    ``metric``; ``trainer`` is that configuration refitted on every tuning row and ``fit`` its
-    :class:`FitResult`. ``trials`` has one row per trial (``number, trainer, params, score, state,
-    duration_s, note``); ``stop_reason`` is ``"n_trials"``, ``"timeout"`` or ``"cancelled"``.
+    ``best_*`` describe the best trial: ``best_score`` is its mean cross-validation score (or validation-split
+    score) in ``metric``. ``trainer`` is the final model refitted on every tuning row and ``fit`` its
+    :class:`FitResult`: the configuration of trial ``final_trial`` (the best one, or a simpler one within one
+    standard error of it: ``tuning_summary.choose_single``), or an ``ensemble`` trainer when ``ensemble``
+    says one was used (``{"used", "members": [{"trial", "trainer", "params", "weight"}], "score",
+    "single_score", "confidence", "candidates"}``: out-of-fold scores of the ensemble and of the single
+    model, and the share of bootstrap resamples the ensemble won). ``trials`` has one row per trial
+    (``number, trainer, params, score, state, duration_s, note``); ``stop_reason`` is ``"n_trials"``,
+    ``"timeout"``, ``"cancelled"`` or ``"workers_lost"``. ``startup_seconds`` runs from the call to the first
+    trial starting; ``workers`` lists the worker processes (``n_workers`` > 1).
     """
 
     task: TaskKind
@@ -68,6 +102,10 @@ class TuningResult:
     search_seconds: float
     refit_seconds: float
     counts: dict[str, int] = field(default_factory=dict)
+    final_trial: int | None = None
+    ensemble: dict[str, Any] | None = None
+    startup_seconds: float | None = None
+    workers: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain JSON-safe dict of everything but the fitted ``trainer``."""
@@ -77,99 +115,174 @@ class TuningResult:
             "best_trial": self.best_trial, "fit": self.fit.to_dict(), "trials": [dict(r) for r in self.trials],
             "importances": self.importances, "cv": dict(self.cv), "study_name": self.study_name,
             "stop_reason": self.stop_reason, "seed": self.seed, "search_seconds": self.search_seconds,
-            "refit_seconds": self.refit_seconds, "counts": dict(self.counts),
+            "refit_seconds": self.refit_seconds, "counts": dict(self.counts), "final_trial": self.final_trial,
+            "ensemble": self.ensemble,
+            "startup_seconds": self.startup_seconds, "workers": [dict(w) for w in self.workers],
         }
 
 
 def tune(X: pd.DataFrame, y: Any, *, task: TaskKind | str, schema: list[dict[str, Any]] | None = None,
          metric: str | None = None, trainers: Sequence[str | type[Trainer]] | None = None,
          n_trials: int | None = None, timeout_s: float | None = None, cv_folds: int = 5,
-         X_valid: pd.DataFrame | None = None, y_valid: Any = None, seed: int = 0, n_jobs: int = 1,
-         storage: str | optuna.storages.BaseStorage | None = None, study_name: str | None = None,
-         report: Report | None = None, should_stop: Callable[[], bool] | None = None, pruner: str = "median",
-         try_defaults: bool = True) -> TuningResult:
-    """Search trainers and hyperparameters for ``task`` and refit the best on all tuning rows.
+         cv_repeats: int | None = None, X_valid: pd.DataFrame | None = None, y_valid: Any = None, seed: int = 0,
+         n_jobs: int = 1, n_workers: int = 1, storage: str | optuna.storages.BaseStorage | None = None,
+         study_name: str | None = None, report: Report | None = None,
+         should_stop: Callable[[], bool] | None = None, pruner: str = "median", try_defaults: bool = True,
+         ensemble: bool = True) -> TuningResult:
+    """Search trainers and hyperparameters for ``task`` and refit the best (or an ensemble) on all tuning rows.
 
     * Budget: ``n_trials`` and/or ``timeout_s`` (seconds of search; at least one, each > 0). The time budget
-      is checked between folds, so the search ends within about one fold fit of it; the refit comes after.
+      is checked between folds, so the search ends within about one fold fit of it; the final fit comes after.
     * Scoring: stratified (classification) or shuffled k-fold with ``cv_folds`` seeded folds on ``X``/``y``,
+      repeated ``cv_repeats`` times with other shuffles (None: 3 up to 500 rows, 2 up to 1,000, else 1),
       or, given ``X_valid``/``y_valid``, fit on ``X`` and score on them. ``metric`` defaults to f1_macro
       (classification) or r2 (regression); see ``tuning_data.METRICS``.
-    * ``trainers``: names or Trainer classes (default: every registered trainer for the task). With
-      ``try_defaults`` the first trials are each trainer's defaults (where its search space holds them), the
-      linear models first.
+    * ``trainers``: names or Trainer classes (default: every registered tabular trainer for the task but
+      :data:`AUTO_EXCLUDED`). With ``try_defaults`` the first trials are each trainer's defaults (where its
+      search space holds them), the linear models first.
     * ``pruner``: "median" (MedianPruner after 2 folds, once 5 trials completed), "successive_halving" or
       "none", applied to the running mean of fold scores.
-    * ``storage``: None (in memory), an Optuna RDB URL (``sqlite:///...``, ``postgresql+psycopg://...``) or an
-      Optuna storage; with ``study_name`` an existing study is resumed. ``n_jobs`` > 1 runs trials in
-      threads (not reproducible), each capping its OpenMP pool at ``cpu_count // n_jobs``; processes sharing
-      one study through the storage come with the executor.
+    * Final model: the simplest trial within one standard error of the best (defaults before tuned
+      configurations, linear models first); with ``ensemble``, each completed trial's out-of-fold predictions
+      are kept and a weighted average of the best trials (greedy ensemble selection, at most 3 per trainer,
+      12 in all; registered trainers only) replaces that trial when it beats it out of fold on at least 90%
+      of bootstrap resamples.
+    * ``storage``: None (in memory; with workers a journal file in a temporary directory), an Optuna RDB URL
+      (``sqlite:///...``, ``postgresql+psycopg://...``; a database of its own) or an Optuna storage (one
+      process only); with ``study_name`` an existing study is resumed.
+    * Parallelism: ``n_jobs`` > 1 runs trials in threads, each capping its OpenMP pool at ``cpu_count //
+      n_jobs``; ``n_workers`` > 1 runs them in that many processes sharing the study (not both). Neither is
+      reproducible: the order in which trials finish steers the sampler.
     * ``report(event)`` gets ``{"event": "trial", number, trainer, params, score, state, duration_s, note,
-      best_trial, best_score, finished, elapsed_s}`` after each trial; raising from it aborts the search.
-      ``should_stop()`` returning True stops it gracefully: the best completed trial is still refitted.
-    * Failing trials are recorded (state "fail", note = the error) and the search goes on; when no trial
-      completes, the last error is raised (an :class:`AimaasError` as is; others as ``tuning_failed``).
+      best_trial, best_score, finished, elapsed_s}`` after each trial (with workers, from this process as it
+      sees trials finish); raising from it aborts the search. ``should_stop()`` returning True stops it
+      gracefully: the best completed trial is still refitted (workers stop within ~2 s).
+    * Failing trials are recorded (state "fail", note = the error) and the search goes on; so does a worker
+      process that dies (its running trial fails). When no trial completes, the last error is raised (an
+      :class:`AimaasError` as is; others as ``tuning_failed``).
     """
+    called = dt.datetime.now()
     kind = _task(task)
     metric = resolve_metric(metric, kind)
-    _check_budget(n_trials, timeout_s, n_jobs, pruner)
+    _check_budget(n_trials, timeout_s, n_jobs, n_workers, pruner)
+    if n_workers > 1 and storage is not None and not isinstance(storage, str):
+        raise InvalidInput("With n_workers > 1, give storage as a database URL (or None): the worker processes "
+                           "open it themselves.", param="storage")
     candidates = _candidates(trainers, kind)
     data = TuningData.build(X, y, task=kind, schema=schema, cv_folds=cv_folds, seed=seed, X_valid=X_valid,
-                            y_valid=y_valid)
+                            y_valid=y_valid, cv_repeats=cv_repeats)
     direction = metric_direction(metric)
-    study = _study(storage, study_name, direction=direction, seed=seed, pruner=pruner, n_steps=data.n_steps)
-    _claim(study, kind, metric)
-    if try_defaults:  # cheap linear models first: the first trial always runs to the end, whatever the budget
-        for name in sorted(candidates, key=lambda n: n not in _CHEAP_FIRST):
-            study.enqueue_trial(default_params(name, candidates[name]), skip_if_exists=True)
+    maximize = direction == "maximize"
+    workers = min(n_workers, n_trials or n_workers)
+    refs = trainer_refs(candidates) if workers > 1 else {}  # before any study exists: a class may not travel
+    threads = trial_threads(len(data.X), n_jobs * workers)
+    with tempfile.TemporaryDirectory(prefix="aimaas-tune-") as tmp:
+        workdir = Path(tmp)
+        store, reopen = open_storage(storage, workdir if workers > 1 else None)
+        study = _study(store, study_name, direction=direction, seed=seed, pruner=pruner, n_steps=data.n_steps)
+        _claim(study, kind, metric)
+        if try_defaults:  # cheap linear models first: the first trial always runs to the end, whatever the budget
+            for name in sorted(candidates, key=lambda n: n not in SIMPLE_TRAINERS):
+                study.enqueue_trial(default_params(name, candidates[name]), skip_if_exists=True)
+        oof = OofStore(workdir / "oof") if ensemble and math.prod(data.oof_shape()) <= _OOF_MAX_VALUES else None
 
-    started = time.monotonic()
-    existing = _completed(study)
-    progress = new_progress(started + timeout_s if timeout_s is not None else None, should_stop, len(existing))
-    best = _best(existing, direction)
-    objective = Objective(data, task=kind, metric=metric, candidates=candidates, seed=seed, schema=schema,
-                          progress=progress, prune=pruner != "none" and data.n_steps > 1,
-                          openmp_threads=max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None)
-    monitor = Monitor(progress, maximize=direction == "maximize", report=report, started=started, row=trial_row,
-                      best=best)
-    study.optimize(objective, n_trials=n_trials, timeout=timeout_s, n_jobs=n_jobs, catch=(Exception,),
-                   callbacks=[monitor])
-    search_seconds = time.monotonic() - started
+        def prune_oof(finished: set[int]) -> None:  # bounds the disk: at most about twice the pool's files
+            if oof is not None and len(oof.numbers()) > 2 * POOL_LIMIT:
+                done = _completed(study)  # the pool, and the defaults (choose_single may pick one)
+                keep = set(ensemble_pool(done, maximize=maximize)) | {
+                    t.number for t in done if t.system_attrs.get("fixed_params")}
+                oof.prune(keep, finished)
 
+        started = time.monotonic()
+        existing = _completed(study)
+        before = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        progress = new_progress(started + timeout_s if timeout_s is not None else None, should_stop, len(existing))
+        monitor = Monitor(progress, maximize=maximize, report=report, started=started, row=trial_row,
+                          best=_best(existing, direction))
+        run = uuid.uuid4().hex[:12]
+        outcome = ParallelOutcome()
+        if workers > 1:
+            assert reopen is not None
+            spec = {"run": run, "storage": reopen, "study_name": study.study_name, "seed": seed, "pruner": pruner,
+                    "prune": pruner != "none" and data.n_steps > 1, "task": kind.value, "metric": metric,
+                    "schema": schema, "trainers": refs, "n_trials": n_trials,
+                    "oof": oof is not None, "verbosity": _verbosity(), "threads": threads, **data.save(workdir)}
+            outcome = run_workers(study, store, spec=spec, n_workers=workers, workdir=workdir, progress=progress,
+                                  monitor=monitor, prune_oof=prune_oof)
+        else:
+            objective = Objective(data, task=kind, metric=metric, candidates=candidates, seed=seed, schema=schema,
+                                  progress=progress, prune=pruner != "none" and data.n_steps > 1,
+                                  openmp_threads=threads, all_pools=n_jobs == 1, run=run,
+                                  oof_sink=oof.save if oof is not None else None)
+            monitor.after = (lambda: prune_oof({t.number for t in study.get_trials(deepcopy=False)
+                                                if t.state.is_finished()})) if oof is not None else None
+            study.optimize(objective, n_trials=n_trials, timeout=timeout_s, n_jobs=n_jobs, catch=(Exception,),
+                           callbacks=[monitor])
+        search_seconds = time.monotonic() - started
+        _raise_without_result(study, progress, outcome, run)
+        refit_started = time.monotonic()
+        fitted, fit, final_trial, chosen = final_model(study, data, candidates, task=kind, metric=metric,
+                                                       seed=seed, schema=schema, oof=oof, maximize=maximize,
+                                                       threads=trial_threads(len(data.X), 1))
+        refit_seconds = time.monotonic() - refit_started
+        return _result(study, data, kind=kind, metric=metric, direction=direction, fitted=fitted, fit=fit,
+                       final_trial=final_trial, chosen=chosen, progress=progress, outcome=outcome,
+                       timeout_s=timeout_s, seed=seed, search_seconds=search_seconds, refit_seconds=refit_seconds,
+                       before=before, called=called)
+
+
+def _raise_without_result(study: optuna.Study, progress: Any, outcome: ParallelOutcome, run: str) -> None:
+    """Raise the reason no trial completed: cancellation, else the last trial (or worker) error."""
+    if _completed(study):
+        return
+    if progress.cancelled or outcome.stop == "cancelled":
+        raise Conflict("Tuning was cancelled before any trial completed.", code="tuning_cancelled")
+    error = progress.last_error
+    if error is None:  # a worker's trial: rebuilt from what it recorded
+        failed = [t for t in study.get_trials(deepcopy=False) if "aimaas.error" in t.user_attrs
+                  and (t.user_attrs.get("aimaas.worker") or {}).get("run") == run]
+        failed.sort(key=lambda t: (t.datetime_complete or dt.datetime.min, t.number))
+        error = rebuild_error(failed[-1].user_attrs["aimaas.error"]) if failed else (
+            outcome.errors[-1] if outcome.errors else None)
+    if isinstance(error, AimaasError):
+        raise error
+    if error is None:
+        lost = "; ".join(f"worker {w['index']} {w['note']}" for w in outcome.workers if w["note"])
+        raise AimaasError(f"No trial completed {f'({lost})' if lost else 'within the budget'}."[:1000],
+                          code="tuning_failed")
+    kind = getattr(error, "kind", type(error).__name__)
+    raise AimaasError(f"No trial completed; the last error was {kind}: {error}"[:1000],
+                      code="tuning_failed") from error
+
+
+def _result(study: optuna.Study, data: TuningData, *, kind: TaskKind, metric: str, direction: str, fitted: Trainer,
+            fit: FitResult, final_trial: int, chosen: dict[str, Any] | None, progress: Any, outcome: ParallelOutcome,
+            timeout_s: float | None, seed: int, search_seconds: float, refit_seconds: float, before: set[int],
+            called: dt.datetime) -> TuningResult:
     from optuna.trial import TrialState
 
-    completed = _completed(study)
-    if not completed:
-        if progress.cancelled:
-            raise Conflict("Tuning was cancelled before any trial completed.", code="tuning_cancelled")
-        error = progress.last_error
-        if isinstance(error, AimaasError):
-            raise error
-        if error is None:
-            raise AimaasError("No trial completed within the budget.", code="tuning_failed")
-        raise AimaasError(f"No trial completed; the last error was {type(error).__name__}: {error}"[:1000],
-                          code="tuning_failed") from error
-    best_trial = study.best_trial
-    name = str(best_trial.params["trainer"])
-    params = unprefixed(name, best_trial.params)
-    refit_started = time.monotonic()
-    cls = candidates[name] if name in candidates else get_trainer(name)  # a resumed study may hold others
-    fitted = cls(task=kind, random_state=seed, **params)
-    X_all, y_all = data.all_rows()
-    fit = fitted.fit(X_all, y_all, schema=schema)
-    refit_seconds = time.monotonic() - refit_started
-    trials = [trial_row(t) for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+    best = study.best_trial
+    name = str(best.params["trainer"])
+    all_trials = study.get_trials(deepcopy=False)
+    trials = [trial_row(t) for t in all_trials if t.state != TrialState.WAITING]
     counts: dict[str, int] = {}
     for row in trials:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
-    stop = "cancelled" if progress.cancelled else "timeout" if progress.timed_out or (
-        timeout_s is not None and search_seconds >= timeout_s) else "n_trials"
+    starts = [t.datetime_start for t in all_trials if t.number not in before and t.datetime_start is not None]
+    if progress.cancelled or outcome.stop == "cancelled":
+        stop = "cancelled"
+    elif progress.timed_out or outcome.stop == "timeout" or (timeout_s is not None and search_seconds >= timeout_s):
+        stop = "timeout"
+    else:
+        stop = outcome.stop or "n_trials"
     return TuningResult(
-        task=kind, metric=metric, direction=direction, best_trainer=name, best_params=params,
-        best_score=float(best_trial.value or 0.0), best_trial=best_trial.number, trainer=fitted, fit=fit,
-        trials=trials, importances=importances(study), cv=data.cv, study_name=study.study_name, stop_reason=stop,
-        seed=seed, search_seconds=round(search_seconds, 3), refit_seconds=round(refit_seconds, 3),
-        counts=counts,
+        task=kind, metric=metric, direction=direction, best_trainer=name, best_params=unprefixed(name, best.params),
+        best_score=float(best.value or 0.0), best_trial=best.number, trainer=fitted, fit=fit, trials=trials,
+        importances=importances(study), cv=data.cv, study_name=study.study_name, stop_reason=stop, seed=seed,
+        search_seconds=round(search_seconds, 3), refit_seconds=round(refit_seconds, 3), counts=counts,
+        final_trial=final_trial, ensemble=chosen,
+        startup_seconds=round((min(starts) - called).total_seconds(), 3) if starts else None,
+        workers=outcome.workers,
     )
 
 
@@ -197,7 +310,7 @@ def _task(task: TaskKind | str) -> TaskKind:
         raise InvalidInput(f"Unknown task {task!r}; use classification or regression.", param="task") from None
 
 
-def _check_budget(n_trials: int | None, timeout_s: float | None, n_jobs: int, pruner: str) -> None:
+def _check_budget(n_trials: int | None, timeout_s: float | None, n_jobs: int, n_workers: int, pruner: str) -> None:
     if n_trials is None and timeout_s is None:
         raise InvalidInput("Give a budget: n_trials, timeout_s or both.", param="n_trials")
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
@@ -207,12 +320,17 @@ def _check_budget(n_trials: int | None, timeout_s: float | None, n_jobs: int, pr
         raise InvalidInput(f"timeout_s must be a positive number of seconds; got {timeout_s!r}.", param="timeout_s")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
         raise InvalidInput(f"n_jobs must be a positive integer; got {n_jobs!r}.", param="n_jobs")
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or not 1 <= n_workers <= 64:
+        raise InvalidInput(f"n_workers must be an integer from 1 to 64; got {n_workers!r}.", param="n_workers")
+    if n_workers > 1 and n_jobs > 1:
+        raise InvalidInput("Use n_workers (processes) or n_jobs (threads), not both.", param="n_jobs")
     if pruner not in PRUNERS:
         raise InvalidInput(f"Unknown pruner {pruner!r}; use one of {', '.join(PRUNERS)}.", param="pruner")
 
 
 def _candidates(trainers: Sequence[str | type[Trainer]] | None, task: TaskKind) -> dict[str, type[Trainer]]:
-    entries: Sequence[str | type[Trainer]] = trainers_for(task) if trainers is None else trainers
+    entries: Sequence[str | type[Trainer]] = (
+        [n for n in trainers_for(task, "tabular") if n not in AUTO_EXCLUDED] if trainers is None else trainers)
     if isinstance(entries, str) or not entries:
         raise InvalidInput("trainers must be a non-empty list of trainer names.", param="trainers")
     out: dict[str, type[Trainer]] = {}
@@ -221,6 +339,9 @@ def _candidates(trainers: Sequence[str | type[Trainer]] | None, task: TaskKind) 
         name = cls.name or cls.__name__
         if task not in cls.tasks:
             raise InvalidInput(f"Trainer {name!r} does not do {task.value}.", param="trainers")
+        if cls.modality != "tabular" or name == "ensemble":
+            why = "it is built from the trials (see ensemble=)" if name == "ensemble" else f"it takes {cls.modality}"
+            raise InvalidInput(f"Trainer {name!r} cannot be tuned on a table: {why}.", param="trainers")
         if name in out:
             raise InvalidInput(f"Trainer {name!r} is listed twice.", param="trainers")
         out[name] = cls
@@ -231,24 +352,32 @@ def _study(storage: Any, study_name: str | None, *, direction: Direction, seed: 
            n_steps: int) -> optuna.Study:
     import optuna
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # group=True
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
-    pruners: dict[str, Callable[[], optuna.pruners.BasePruner]] = {
-        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min(2, n_steps)),
-        "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
-        "none": optuna.pruners.NopPruner,
-    }
-    if isinstance(storage, str):
-        kwargs = {"connect_args": {"timeout": 30}} if storage.startswith("sqlite") else {}
-        try:
-            storage = optuna.storages.RDBStorage(storage, engine_kwargs=kwargs)
-        except Exception as exc:  # the URL may hold a password: never echo it
-            raise StorageError(f"Cannot open the Optuna storage ({type(exc).__name__}: {exc})"[:500] + ". Optuna "
-                               "needs a database of its own: its tables and its Alembic stamp clash with the "
-                               "aimaas metadata tables.", code="tuning_storage") from exc
-    return optuna.create_study(storage=storage, sampler=sampler, pruner=pruners[pruner](), study_name=study_name,
-                               direction=direction, load_if_exists=True)
+    return optuna.create_study(storage=storage, sampler=make_sampler(seed), pruner=make_pruner(pruner, n_steps),
+                               study_name=study_name, direction=direction, load_if_exists=True)
+
+
+SMALL_TABLE_ROWS = 10_000
+"""Below this many rows a fit gets one native thread: threads cost more than they give on small tables, and
+on a shared machine OpenMP threads that spin while waiting for a busy core made HistGradientBoosting 10-18x
+slower with 2 threads than with 1 (measured on the 2-core benchmark machine under other work)."""
+
+
+def trial_threads(rows: int, parallel: int) -> int:
+    """Native (OpenMP/BLAS) threads per fit when ``parallel`` fits run at once on a table of ``rows`` rows:
+    1 on small tables, else the CPUs shared out."""
+    if rows < SMALL_TABLE_ROWS:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, cpus // max(1, parallel))
+
+
+def _verbosity() -> int:
+    import optuna
+
+    return int(optuna.logging.get_verbosity())
 
 
 def _claim(study: optuna.Study, task: TaskKind, metric: str) -> None:

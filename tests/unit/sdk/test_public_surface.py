@@ -15,6 +15,7 @@ EXPORTED = {
     "ProgressCallback",
     "load_login_config",
     "save_login_config",
+    "split_ref",
 }
 
 RESOURCE_METHODS = {
@@ -35,7 +36,24 @@ RESOURCE_METHODS = {
     },
     "tenants": {"create", "list", "iter_all", "get"},
     "keys": {"create", "list", "iter_all", "revoke"},
-    "jobs": {"create", "list", "get", "events", "cancel", "stream"},
+    "jobs": {"create", "list", "get", "events", "cancel", "retry", "stream", "wait"},
+    "models": {
+        "list",
+        "iter_all",
+        "get",
+        "version",
+        "card",
+        "report",
+        "plot",
+        "download",
+        "set_alias",
+        "delete_alias",
+        "set_status",
+        "delete",
+        "compare",
+        "import_file",
+    },
+    "endpoints": {"create", "list", "iter_all", "get", "update", "delete", "predict", "wait_ready"},
 }
 
 
@@ -60,7 +78,8 @@ def test_sync_and_async_clients_have_the_same_surface() -> None:
     client = Client("http://127.0.0.1:1", api_key="k")
     aclient = AsyncClient("http://127.0.0.1:1", api_key="k")
     try:
-        assert _public(client) >= {"datasets", "tenants", "keys", "jobs", "whoami", "health", "ready", "close", "url"}
+        resources = {"datasets", "tenants", "keys", "jobs", "models", "endpoints"}
+        assert _public(client) >= resources | {"train", "deploy", "openai", "whoami", "health", "ready", "close", "url"}
         assert _public(client) <= _public(aclient)
         for resource, methods in RESOURCE_METHODS.items():
             assert _public(getattr(client, resource)) == methods
@@ -79,13 +98,20 @@ def test_sync_and_async_clients_have_the_same_surface() -> None:
                         async_sig.replace(return_annotation=None),
                     )
                 assert sync_sig == async_sig, method
+        for method in ("train", "deploy"):
+            assert inspect.iscoroutinefunction(getattr(aclient, method)), method
+            assert inspect.signature(getattr(client, method)) == inspect.signature(getattr(aclient, method)), method
+        # deploy is endpoints.create under a shorter name: the same parameters
+        assert inspect.signature(client.deploy) == inspect.signature(client.endpoints.create)
+        assert inspect.signature(client.openai) == inspect.signature(aclient.openai)
     finally:
         client.close()
 
 
 def test_public_classes_have_docstrings() -> None:
-    for cls in (Client, AsyncClient, type(Client("http://x", api_key="k").datasets)):
-        assert inspect.getdoc(cls)
+    with Client("http://x", api_key="k") as probe:
+        for cls in (Client, AsyncClient, type(probe.datasets), type(probe.models), type(probe.endpoints)):
+            assert inspect.getdoc(cls)
 
 
 def test_the_sdk_does_not_import_the_server_side() -> None:
@@ -94,7 +120,8 @@ def test_the_sdk_does_not_import_the_server_side() -> None:
 
     code = (
         "import sys, aimaas.sdk, aimaas.sdk._async\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('fastapi', 'sqlalchemy', 'uvicorn')"
+        # pandas and openai are used only when a caller passes a DataFrame or asks for client.openai()
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('fastapi', 'sqlalchemy', 'uvicorn', 'pandas', 'openai')"
         " or m.startswith(('aimaas.api', 'aimaas.services', 'aimaas.storage', 'aimaas.apps'))]\n"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -90,7 +90,6 @@ def test_database_at_0002_upgrades_to_head_keeping_rows(db_url: str) -> None:
     store = SqlMetadataStore(db_url)
     try:
         assert (store.migration.before, store.migration.after) == ("0002", head_revision())
-        assert head_revision() == "0003"
         assert store.get_tenant(tenant.id) == tenant
         assert store.get_model(tenant.id, "iris").id == "rm_old"
         job, created = store.create_job(make_job(tenant.id, idempotency_key="first"))

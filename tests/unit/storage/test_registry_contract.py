@@ -121,7 +121,6 @@ def test_database_at_0001_upgrades_to_head_keeping_rows(db_url: str) -> None:
     store = SqlMetadataStore(db_url)
     try:
         assert (store.migration.before, store.migration.after) == ("0001", head_revision())
-        assert head_revision() == "0003"
         assert store.get_tenant(tenant.id) == tenant
         kept = store.get_dataset_version(tenant.id, "iris")
         assert (kept.id, kept.dataset_id, kept.version, kept.sha256) == (version.id, "ds_old", 1, version.sha256)

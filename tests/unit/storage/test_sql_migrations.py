@@ -20,6 +20,7 @@ from aimaas.testing.store_contract import make_tenant, run_concurrently
 
 TABLES = {"tenants", "api_keys", "datasets", "dataset_versions", "dataset_splits", "dataset_references"}
 TABLES |= {"registered_models", "model_versions", "model_aliases", "model_references", "jobs", "job_events"}
+TABLES |= {"endpoints"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -47,7 +48,7 @@ def _revision(url: str) -> str | None:
 def test_fresh_database_reaches_head(db_url: str) -> None:
     store = SqlMetadataStore(db_url)
     try:
-        assert store.migration.before is None and store.migration.after == head_revision() == "0003"
+        assert store.migration.before is None and store.migration.after == head_revision() == "0004"
         assert store.migration.changed
     finally:
         store.close()

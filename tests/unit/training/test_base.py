@@ -22,16 +22,22 @@ from aimaas.training.base import _REGISTRY
 
 from .conftest import FakeTrial, Split
 
-BUILTIN = ["hist_gradient_boosting", "kmeans", "lightgbm", "linear_regression", "logistic_regression", "random_forest"]
+TABULAR = ["hist_gradient_boosting", "kmeans", "lightgbm", "linear_regression", "logistic_regression", "random_forest"]
+BUILTIN = sorted([*TABULAR, "cnn", "ensemble", "mlp", "text_embedding", "text_transformer"])
 
 
 def test_builtin_trainers_are_registered() -> None:
     assert trainer_names() == BUILTIN
     assert trainers_for("classification") == [
-        "hist_gradient_boosting", "lightgbm", "logistic_regression", "random_forest"]
-    assert trainers_for(TaskKind.REGRESSION) == ["hist_gradient_boosting", "lightgbm", "linear_regression",
-                                                 "random_forest"]
+        "ensemble", "hist_gradient_boosting", "lightgbm", "logistic_regression", "mlp", "random_forest"]
+    assert trainers_for(TaskKind.REGRESSION) == ["ensemble", "hist_gradient_boosting", "lightgbm", "linear_regression",
+                                                 "mlp", "random_forest"]
     assert trainers_for("clustering") == ["kmeans"]
+    assert trainers_for("classification", "text") == ["text_embedding", "text_transformer"]
+    assert trainers_for("classification", "image") == ["cnn"]
+    with pytest.raises(InvalidInput) as info:
+        trainers_for("classification", "audio")
+    assert info.value.param == "modality"
     for name in BUILTIN:
         assert get_trainer(name).name == name
 
@@ -103,7 +109,7 @@ def test_a_custom_trainer_can_register() -> None:
         _REGISTRY.pop("_test_constant")
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", TABULAR)
 def test_search_space_gives_valid_hyperparameters(name: str, iris: Split) -> None:
     cls = get_trainer(name)
     trial = FakeTrial(seed=3)

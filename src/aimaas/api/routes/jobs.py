@@ -13,9 +13,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from aimaas.api.deps import Admin, Paging, Read, ServicesDep, Write
-from aimaas.domain import Job, JobEvent, JobState, Principal
+from aimaas.domain import Job, JobEvent, JobState, Principal, Scope
 from aimaas.domain.jobs import is_terminal
-from aimaas.errors import InvalidInput
+from aimaas.errors import Forbidden, InvalidInput
 from aimaas.schemas import JobCreate, JobEventList, JobEventPublic, JobPublic, Page
 from aimaas.services.jobs import JobService
 
@@ -97,6 +97,17 @@ def list_events(
 @router.post("/{job_id}/cancel", response_model=JobPublic)
 def cancel_job(job_id: JobId, services: ServicesDep, principal: Principal = Write) -> JobPublic:
     return job_public(services.jobs.cancel(principal, job_id))
+
+
+@router.post("/{job_id}/retry", status_code=201, response_model=JobPublic,
+             summary="Run an ended job again, resuming from its checkpoint (training jobs: write scope)")
+def retry_job(job_id: JobId, services: ServicesDep, principal: Principal = Write) -> JobPublic:
+    job = services.jobs.get(principal, job_id)
+    if job.spec.kind == "train":
+        return job_public(services.training.retry(principal, job_id))
+    if not principal.can(Scope.ADMIN):  # a raw entrypoint job is an operator-level power, as on create
+        raise Forbidden("retrying this kind of job needs the admin scope", code="insufficient_scope")
+    return job_public(services.jobs.retry(principal, job_id))
 
 
 def _start_seq(after_seq: int, last_event_id: str | None) -> int:

@@ -160,7 +160,7 @@ def _known_columns(path: Path, fmt: str) -> list[str] | None:
     return list(names)
 
 
-def _unify(chunks: list[pa.Array]) -> pa.ChunkedArray:
+def unify_chunks(chunks: list[pa.Array]) -> pa.ChunkedArray:
     """One chunked array from chunks whose types may differ (JSON Lines): numbers as float64, else text."""
     types = {c.type for c in chunks if not pa.types.is_null(c.type)}
     if not types:
@@ -178,7 +178,7 @@ def _labels(chunks: list[pa.Array]) -> np.ndarray:
     """One numpy array from arrow chunks: numbers as int64/float64 (an integer column with missing values
     becomes float64 with NaN), anything else as objects (missing: None), built through a dictionary so repeated
     labels share one Python object."""
-    column = _unify(chunks)
+    column = unify_chunks(chunks)
     t = column.type
     if pa.types.is_integer(t) or pa.types.is_floating(t):
         if column.null_count:

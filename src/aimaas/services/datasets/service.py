@@ -26,6 +26,7 @@ from aimaas.domain import (
     new_id,
     utcnow,
 )
+from aimaas.domain.jobs import is_terminal
 from aimaas.errors import Conflict, InvalidInput, NotFound
 from aimaas.services.datasets.formats import detect_format
 from aimaas.services.datasets.ingest import IngestLimits, inspect_dataset
@@ -250,7 +251,8 @@ class DatasetService:
     # -- deletion and references -------------------------------------------------------------
     def delete(self, principal: Principal, name: str) -> None:
         dataset = self._store.get_dataset(principal.tenant_id, name)
-        refs = self._store.list_dataset_references(principal.tenant_id, dataset.id)
+        refs = [r for r in self._store.list_dataset_references(principal.tenant_id, dataset.id)
+                if not self._stale(r)]
         if refs:
             holders = ", ".join(f"{r.holder_kind} {r.holder_id}" for r in refs[:5])
             raise Conflict(
@@ -271,6 +273,24 @@ class DatasetService:
     def remove_reference(self, principal: Principal, name: str, holder_kind: str, holder_id: str) -> None:
         dataset = self._store.get_dataset(principal.tenant_id, name)
         self._store.remove_dataset_reference(principal.tenant_id, dataset.id, holder_kind, holder_id)
+
+    def _stale(self, ref: DatasetReference) -> bool:
+        """A job's reference outlives the job when the job ended without its finisher (a failure, a server
+        that died): such a reference is removed here rather than blocking the delete forever."""
+        if ref.holder_kind != "job":
+            return False
+        try:
+            job = self._store.get_job(ref.tenant_id, ref.holder_id)
+        except NotFound:
+            job = None
+        if job is not None and not is_terminal(job.state):
+            return False
+        self._store.remove_dataset_reference(ref.tenant_id, ref.dataset_id, ref.holder_kind, ref.holder_id)
+        return True
+
+    def release(self, tenant_id: str, dataset_id: str, holder_kind: str, holder_id: str) -> None:
+        """Forget a reference by dataset id (idempotent; used by the job loop, which has no principal)."""
+        self._store.remove_dataset_reference(tenant_id, dataset_id, holder_kind, holder_id)
 
     # -- helpers -----------------------------------------------------------------------------
     def _find_identical(self, tenant_id: str, name: str, sha256: str) -> DatasetVersion | None:

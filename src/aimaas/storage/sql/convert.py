@@ -13,6 +13,7 @@ from aimaas.domain import (
     DatasetReference,
     DatasetSplit,
     DatasetVersion,
+    Endpoint,
     Job,
     JobEvent,
     JobSpec,
@@ -26,6 +27,8 @@ from aimaas.domain import (
 
 __all__ = [
     "dumps",
+    "endpoint_settings_values",
+    "endpoint_values",
     "fractions_key",
     "job_event_values",
     "job_values",
@@ -33,6 +36,7 @@ __all__ = [
     "stratify_key",
     "to_api_key",
     "to_dataset",
+    "to_endpoint",
     "to_job",
     "to_job_event",
     "to_model_alias",
@@ -292,4 +296,53 @@ def to_job_event(row: RowMapping) -> JobEvent:
         time=row["time"],
         type=row["type"],
         payload=json.loads(row["payload_json"]),
+    )
+
+
+def endpoint_settings_values(e: Endpoint) -> dict[str, Any]:
+    """The columns an update may change (everything but id, tenant, name, model and created_at)."""
+    return {
+        "selector": e.selector,
+        "canary_selector": e.canary_selector,
+        "canary_weight": float(e.canary_weight),
+        "min_replicas": e.min_replicas,
+        "max_replicas": e.max_replicas,
+        "max_batch_size": e.max_batch_size,
+        "max_wait_ms": float(e.max_wait_ms),
+        "idle_timeout_s": float(e.idle_timeout_s),
+        "target_ongoing_requests": e.target_ongoing_requests,
+        "description": e.description,
+        "updated_at": e.updated_at,
+    }
+
+
+def endpoint_values(e: Endpoint, model_id: str) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "tenant_id": e.tenant_id,
+        "name": e.name,
+        "model_id": model_id,
+        "model_name": e.model_name,
+        "created_at": e.created_at,
+    } | endpoint_settings_values(e)
+
+
+def to_endpoint(row: RowMapping) -> Endpoint:
+    return Endpoint(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        model_name=row["model_name"],
+        selector=row["selector"],
+        canary_selector=row["canary_selector"],
+        canary_weight=float(row["canary_weight"]),
+        min_replicas=row["min_replicas"],
+        max_replicas=row["max_replicas"],
+        max_batch_size=row["max_batch_size"],
+        max_wait_ms=float(row["max_wait_ms"]),
+        idle_timeout_s=float(row["idle_timeout_s"]),
+        target_ongoing_requests=row["target_ongoing_requests"],
+        description=row["description"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )

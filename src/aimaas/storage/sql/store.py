@@ -11,6 +11,7 @@ from aimaas.domain import ApiKey, Dataset, DatasetReference, DatasetSplit, Datas
 from aimaas.errors import Conflict, NotFound
 from aimaas.storage.sql import convert as cv
 from aimaas.storage.sql import queries as q
+from aimaas.storage.sql.endpoints import SqlEndpointsMixin
 from aimaas.storage.sql.engine import create_store_engine, session_scope
 from aimaas.storage.sql.jobs import SqlJobsMixin
 from aimaas.storage.sql.migrate import MigrationResult, upgrade
@@ -27,11 +28,12 @@ from aimaas.storage.sql.tables import (
 __all__ = ["SqlMetadataStore"]
 
 
-class SqlMetadataStore(SqlRegistryMixin, SqlJobsMixin):
+class SqlMetadataStore(SqlRegistryMixin, SqlEndpointsMixin, SqlJobsMixin):
     """MetadataStore backed by SQLite (``sqlite:///path``) or PostgreSQL (``postgresql+psycopg://...``).
 
-    The model registry methods live in :class:`~aimaas.storage.sql.registry.SqlRegistryMixin`, the job
-    methods in :class:`~aimaas.storage.sql.jobs.SqlJobsMixin`.
+    The model registry methods live in :class:`~aimaas.storage.sql.registry.SqlRegistryMixin`, the endpoint
+    methods in :class:`~aimaas.storage.sql.endpoints.SqlEndpointsMixin`, the job methods in
+    :class:`~aimaas.storage.sql.jobs.SqlJobsMixin`.
 
     Opening the store upgrades the schema to the head migration (see :mod:`.migrate`); a database
     written by a newer aimaas raises :class:`~aimaas.errors.SchemaTooNew`. Every method is one

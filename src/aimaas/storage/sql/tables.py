@@ -25,6 +25,7 @@ __all__ = [
     "dataset_splits",
     "dataset_versions",
     "datasets",
+    "endpoints",
     "job_events",
     "jobs",
     "metadata",
@@ -254,4 +255,31 @@ job_events = sa.Table(
     sa.Column("type", sa.String(), nullable=False),
     sa.Column("payload_json", sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint("job_id", "seq"),
+)
+
+# -- endpoints (migration 0004) ------------------------------------------------------------------
+
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("id", Id(), primary_key=True),
+    # no separate tenant index: the unique (tenant_id, name) index starts with it
+    sa.Column("tenant_id", Id(), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("name", sa.String(), nullable=False),
+    # model_name is what users see; model_id pins the row so the model cannot vanish under the endpoint
+    sa.Column("model_id", Id(), sa.ForeignKey("registered_models.id"), nullable=False, index=True),
+    sa.Column("model_name", sa.String(), nullable=False),
+    sa.Column("selector", sa.String(), nullable=False),
+    sa.Column("canary_selector", sa.String(), nullable=True),
+    sa.Column("canary_weight", sa.Float(), nullable=False),
+    sa.Column("min_replicas", sa.Integer(), nullable=False),
+    sa.Column("max_replicas", sa.Integer(), nullable=False),
+    sa.Column("max_batch_size", sa.Integer(), nullable=False),
+    sa.Column("max_wait_ms", sa.Float(), nullable=False),
+    sa.Column("idle_timeout_s", sa.Float(), nullable=False),
+    sa.Column("target_ongoing_requests", sa.Integer(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("tenant_id", "name"),
 )

@@ -1,0 +1,1 @@
+"""Training use cases: validating requests, the train job run by workers, registering its model."""

@@ -1,0 +1,1 @@
+"""Serving: model runtimes, dynamic batching, replicas, routing, autoscaling and the controller loop."""
