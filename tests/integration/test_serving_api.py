@@ -255,3 +255,30 @@ def test_disconnect_stops_generation(server: LiveServer, admin: httpx.Client, ll
             break
         assert time.monotonic() < deadline, replicas
         time.sleep(0.1)
+
+
+def test_load_scales_replicas_up_and_idle_scales_down(server: LiveServer, admin: httpx.Client,
+                                                      versions: tuple[int, int]) -> None:
+    first, _ = versions
+    body = {"name": "iris-scale", "model": f"iris-serve/{first}", "min_replicas": 1, "max_replicas": 3,
+            "target_ongoing_requests": 1}
+    assert admin.post("/api/v1/endpoints", json=body).status_code == 201
+    wait_ready(admin, "iris-scale")
+
+    async def load_and_watch() -> int:
+        task = asyncio.create_task(_hammer(server.url, server.admin_key, "/api/v1/endpoints/iris-scale/predict",
+                                           4000, concurrency=32))
+        most = 0
+        while not task.done():
+            status = (await asyncio.to_thread(admin.get, "/api/v1/endpoints/iris-scale")).json()["status"]
+            most = max(most, len([r for r in status["replicas"] if r["state"] == "ready"]))
+            await asyncio.sleep(0.2)
+        assert all(a.status_code == 200 for a in task.result())
+        return most
+
+    assert asyncio.run(load_and_watch()) >= 2
+    deadline = time.monotonic() + 60  # back to min_replicas once the load is gone (after the down-scale delay)
+    while len([r for r in admin.get("/api/v1/endpoints/iris-scale").json()["status"]["replicas"]
+               if r["state"] == "ready"]) > 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)

@@ -35,6 +35,7 @@ __all__ = ["EndpointState", "ServingController", "VersionGroup"]
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (tenant_id, endpoint name)
+LOAD_RETRY_S = 30.0  # after a replica fails to load, wait this long before trying that version again
 
 
 @dataclass
@@ -43,6 +44,8 @@ class VersionGroup:
 
     version: ModelVersion
     replicas: list[Replica] = field(default_factory=list)
+    failed_at: float | None = None  # when a replica of this version last failed to load (retry backoff)
+    failure: str | None = None
 
     def ready(self) -> list[Replica]:
         return [r for r in self.replicas if r.ready]
@@ -214,8 +217,8 @@ class ServingController:
             old, state.main, state.next_main = state.main, pending, None
             self._spawn(self._drain_group(old))
             state.changed.set()
-        elif pending.replicas and all(r.state == "failed" for r in pending.replicas):
-            state.reason = f"version {version.version} failed to load: {pending.replicas[0].reason}"
+        elif pending.failure is not None:
+            state.reason = f"version {version.version} failed to load: {pending.failure}"
 
     async def _scale_group(self, state: EndpointState, group: VersionGroup | None, version: ModelVersion | None,
                            count: int) -> VersionGroup | None:
@@ -229,10 +232,11 @@ class ServingController:
             group = VersionGroup(version)
         group.replicas = [r for r in group.replicas if r.state in ("loading", "ready")]
         live = group.live()
-        for _ in range(count - len(live)):
+        backing_off = group.failed_at is not None and self._clock() - group.failed_at < LOAD_RETRY_S
+        for _ in range(0 if backing_off else count - len(live)):
             replica = await self._new_replica(state.endpoint, version)
             group.replicas.append(replica)
-            self._spawn(self._load(state, replica))
+            self._spawn(self._load(state, group, replica))
         surplus = sorted(live, key=lambda r: (r.ready, -r.ongoing))[: max(0, len(live) - count)]
         for replica in surplus:
             group.replicas.remove(replica)
@@ -245,10 +249,14 @@ class ServingController:
         return Replica(runtime, version=version.version, max_batch_size=endpoint.max_batch_size,
                        max_wait_ms=endpoint.max_wait_ms)
 
-    async def _load(self, state: EndpointState, replica: Replica) -> None:
+    async def _load(self, state: EndpointState, group: VersionGroup, replica: Replica) -> None:
+        """Load a replica; a failure is kept on the group (the endpoint shows it) and retried after a pause."""
         await replica.load()
         if replica.state == "failed":
             log.warning("replica failed to load: %s", replica.reason)
+            group.failed_at, group.failure = self._clock(), replica.reason
+        else:
+            group.failed_at = group.failure = None
         state.changed.set()
         self.notify()
 
@@ -257,8 +265,8 @@ class ServingController:
         if main is not None and main.ready():
             live = len(main.live())
             state.state, state.reason = ("scaling" if live != desired or state.next_main else "ready"), None
-        elif main is not None and main.replicas and all(r.state == "failed" for r in main.replicas):
-            state.state, state.reason = "failed", main.replicas[0].reason
+        elif main is not None and main.failure is not None and not main.live():
+            state.state, state.reason = "failed", f"version {main.version.version} failed to load: {main.failure}"
         elif main is None and desired == 0:
             state.state, state.reason = "idle", None
         else:

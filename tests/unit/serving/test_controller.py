@@ -92,3 +92,29 @@ async def test_memory_budget_unloads_the_least_recently_used(
         assert replica.ready
     finally:
         await controller.stop()
+
+
+async def test_a_model_that_fails_to_load_marks_the_endpoint_failed(
+        setup: tuple[MemoryMetadataStore, LocalArtifactStore, str], tmp_path: Path) -> None:
+    from aimaas.errors import ServiceUnavailable
+
+    store, artifacts, tenant = setup
+    stored = artifacts.put_bytes("models/broken.onnx", b"this is not an onnx graph")
+    draft = ModelVersion(id=new_id("mv"), model_id="", tenant_id=tenant, version=0, status="ready",
+                         task="classification", format="onnx", artifact_key=stored.key, sha256=stored.sha256,
+                         size_bytes=stored.size_bytes)
+    store.add_model_version(tenant, "broken", draft)
+    store.create_endpoint(Endpoint(id=new_id("ep"), tenant_id=tenant, name="broken", model_name="broken"))
+    controller = ServingController(store, Materializer(artifacts, tmp_path / "cache"), reconcile_interval_s=0.05,
+                                   cold_start_timeout_s=10)
+    await controller.start()
+    try:
+        with pytest.raises(ServiceUnavailable) as info:
+            await controller.acquire(tenant, "broken")
+        assert "failed to load" in info.value.message and info.value.headers["Retry-After"]
+        state = controller.state_of(tenant, "broken")
+        assert state is not None and state.state == "failed"
+        await asyncio.sleep(0.3)  # several reconcile passes: no new load attempt inside the back-off
+        assert state.main is not None and len(state.main.replicas) == 0
+    finally:
+        await controller.stop()
