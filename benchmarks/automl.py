@@ -13,8 +13,10 @@ has to choose without seeing the test rows. "default picked by CV" is that fair 
 best mean 5-fold CV score on the train rows, scored on the test rows.
 
 Then, on ``--speed-dataset``: trials/minute with 1 and 2 workers within a ``--speed-budget`` (the trainers
-drawn differ), the same work timed with 1 and 2 workers (``--same-work-trials`` trials of each trainer's
-defaults), and tune's own start-up: the seconds from the call to the first trial running.
+drawn differ), the same work timed with 1 and 2 workers (``--same-work-trials`` trials of the random forest's
+and of HistGradientBoosting's defaults), with the CPU cores the runs actually got, and tune's own start-up:
+the seconds from the call to the first trial running. The load average is printed at the start and the end:
+on a machine shared with other work, the workers cannot get more CPU than is left.
 
 ``--split-seed`` picks another train/test split, for trying changes without looking at the reported split.
 
@@ -108,11 +110,19 @@ def cv_pick(X_train: pd.DataFrame, y_train: pd.Series, task: str) -> str:
     return max(means, key=lambda k: means[k])
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its finished children (the worker processes)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_tune(X_train: pd.DataFrame, X_test: pd.DataFrame, y_train: pd.Series, y_test: pd.Series, task: str,
              budget: float, n_workers: int) -> dict[str, Any]:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     result = tune(X_train, y_train, task=task, timeout_s=budget, n_workers=n_workers, seed=0)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     test = evaluate_on_test(result, X_test, y_test)
     finished = len(result.trials)
     picked = result.trainer.name
@@ -121,23 +131,25 @@ def run_tune(X_train: pd.DataFrame, X_test: pd.DataFrame, y_train: pd.Series, y_
     return {"score": test["score"], "metric": result.metric, "trainer": picked, "trials": finished,
             "counts": result.counts, "seconds": seconds, "search_seconds": result.search_seconds,
             "per_minute": finished / result.search_seconds * 60, "cv": result.best_score,
-            "startup": result.startup_seconds}
+            "startup": result.startup_seconds, "cores": cpu / seconds}
 
 
 def same_work_speed(X_train: pd.DataFrame, y_train: pd.Series, task: str, n_trials: int) -> str:
-    """Trials/minute with 1 and 2 workers on the same work: for each trainer, ``n_trials`` trials of its defaults
-    (5-fold CV, no repeats, no pruning, no ensemble); the time runs from the call to the end of the search, so
-    the workers' start-up counts."""
-    parts, totals = [], [0.0, 0.0]
-    for name in SPEED_TRAINERS:
-        rates = []
-        for i, n_workers in enumerate((1, 2)):
+    """Trials/minute with 1 and 2 workers on the same work: ``n_trials`` trials of one trainer's defaults (5-fold
+    CV, no repeats, no pruning, no ensemble), for the two trainers whose trials take longest. The time runs
+    from the call to the end of the search, so the workers' start-up counts; "cores" is the CPU time this
+    process and its workers got per second of it (2 at most on 2 CPUs; less when other work competes)."""
+    parts = []
+    for name in ("random_forest", "hist_gradient_boosting"):
+        rates, cores = [], []
+        for n_workers in (1, 2):
+            cpu = _cpu_seconds()
             result = tune(X_train, y_train, task=task, trainers=[globals()[f"Fixed_{name}"]], n_trials=n_trials,
                           n_workers=n_workers, cv_repeats=1, pruner="none", try_defaults=False, ensemble=False)
             rates.append(n_trials / result.search_seconds * 60)
-            totals[i] += result.search_seconds
-        parts.append(f"{name} {rates[0]:.0f} -> {rates[1]:.0f} (x{rates[1] / rates[0]:.2f})")
-    parts.append(f"all four: {totals[0]:.1f} s -> {totals[1]:.1f} s (x{totals[0] / totals[1]:.2f})")
+            cores.append((_cpu_seconds() - cpu) / (result.search_seconds + result.refit_seconds))
+        parts.append(f"{name} {rates[0]:.0f} -> {rates[1]:.0f} (x{rates[1] / rates[0]:.2f}; cores used "
+                     f"{cores[0]:.2f} -> {cores[1]:.2f})")
     return "; ".join(parts)
 
 
@@ -150,8 +162,8 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=0, help="train/test split seed (reported: 0)")
     parser.add_argument("--speed-dataset", default="breast_cancer", help="trials/minute dataset ('' skips)")
     parser.add_argument("--speed-budget", type=float, default=30.0, help="seconds of each trials/minute run")
-    parser.add_argument("--same-work-trials", type=int, default=10,
-                        help="trials of each trainer's defaults timed with 1 and 2 workers")
+    parser.add_argument("--same-work-trials", type=int, default=40,
+                        help="trials of a trainer's defaults timed with 1 and 2 workers")
     args = parser.parse_args()
     budget = 10.0 if args.quick else args.budget
 
@@ -159,7 +171,8 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in ("optuna", "scikit-learn", "lightgbm"))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; {versions}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; {versions}; "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"budget: {budget:g} s of search per dataset, {args.workers} worker process(es); test = 25% "
           f"(seed {args.split_seed}, stratified)\n")
 
@@ -202,12 +215,15 @@ def main() -> None:
         runs = {n: run_tune(X_train, X_test, y_train, y_test, task, args.speed_budget, n) for n in (1, 2)}
         one, two = runs[1], runs[2]
         print(f"\ntrials/minute on {name} within {args.speed_budget:g} s: 1 worker {one['per_minute']:.0f} "
-              f"({one['trials']} trials), 2 workers {two['per_minute']:.0f} ({two['trials']} trials), "
-              f"x{two['per_minute'] / one['per_minute']:.2f}; the trainers drawn differ")
-        print(f"trials/minute on {name}, same work ({args.same_work_trials} trials of each trainer's defaults), "
+              f"({one['trials']} trials, {one['cores']:.2f} cores used), 2 workers {two['per_minute']:.0f} "
+              f"({two['trials']} trials, {two['cores']:.2f} cores used), x{two['per_minute'] / one['per_minute']:.2f};"
+              " the trainers drawn differ")
+        print(f"trials/minute on {name}, same work ({args.same_work_trials} trials of a trainer's defaults), "
               f"1 -> 2 workers: {same_work_speed(X_train, y_train, task, args.same_work_trials)}")
         print(f"tune start-up (call -> first trial running): 1 worker (in process) {one['startup']:.2f} s, "
               f"2 worker processes {two['startup']:.2f} s")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min) on "
+          f"{os.cpu_count()} CPUs; above the CPU count, other work competed for them")
 
 
 if __name__ == "__main__":

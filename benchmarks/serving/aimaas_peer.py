@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -230,6 +231,45 @@ def wrk_result(proc: subprocess.Popen[str]) -> dict[str, Any]:
             data["socket_errors"] = sum(data[k] for k in ("err_connect", "err_read", "err_write", "err_timeout"))
             return data
     raise SystemExit(f"wrk gave no result:\n{out[-2000:]}")
+
+
+class Probe(threading.Thread):
+    """One more closed-loop keep-alive connection beside wrk's that times each of its own requests (monotonic
+    clock): wrk's latency percentiles are biased upward when the server stalls (see bench.py probe), so
+    the benchmarks report this sample of the per-request latency beside them. ``bodies`` are sent in turn."""
+
+    def __init__(self, url: str, bodies: list[bytes], seconds: float, headers: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.url, self.bodies, self.seconds, self.headers = url, bodies, seconds, headers
+        self.latencies: list[float] = []
+        self.errors = 0
+
+    def run(self) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        end = time.perf_counter() + self.seconds
+        i = 0
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            try:
+                conn.request("POST", parts.path, body=self.bodies[i % len(self.bodies)],
+                             headers={"Content-Type": "application/json", **self.headers})
+                resp = conn.getresponse()
+                resp.read()
+                self.errors += resp.status != 200
+            except (OSError, http.client.HTTPException):
+                self.errors += 1
+                conn.close()
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+            self.latencies.append(time.perf_counter() - t)
+            i += 1
+
+    def percentile_ms(self, p: float) -> float:
+        lat = sorted(self.latencies)
+        return 1000 * lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else float("nan")
 
 
 # ---------------------------------------------------------------------------------------------- the API

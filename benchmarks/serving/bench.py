@@ -10,7 +10,9 @@ targets section of the report.
   bench.py tree PID                                  PID and all its descendants
   bench.py cputicks PID...                           summed utime+stime (clock ticks)
   bench.py rss PID...                                summed RSS in MiB
-  bench.py record KEY=VALUE... < wrk_output          one JSON result line
+  bench.py probe URL BODY SECONDS OUT                one more closed-loop connection for SECONDS,
+                                                     timing each request itself (see cmd_probe)
+  bench.py record KEY=VALUE... < wrk_output          one JSON result line (probe=FILE adds the probe's)
   bench.py pkgs NAME...                              "name version, ..." (run with a venv's Python)
   bench.py envinfo OUT                               Python/BLAS facts (run with the model venv)
   bench.py setpeer STATE PEER KEY=VALUE...           merge facts about a peer into peers.json
@@ -114,6 +116,50 @@ def cmd_check(url, body_path, expected_path, fmt, out):
     return 0
 
 
+def cmd_probe(url, body_path, seconds, out):
+    """One closed-loop keep-alive connection beside wrk's, timing every request with a monotonic clock.
+
+    wrk's own latency percentiles are not trustworthy when a server stalls: on a test server that blocks its
+    event loop for 300 ms once every 500 requests, wrk 4.1.0 (1 connection) reported p75 85 ms and p99 292 ms
+    where a client timing each request measured p99 4.9 ms, and its mean latency times its request count
+    exceeded the run's wall time several times over. A closed-loop connection among the benchmark's is an
+    unbiased sample of the per-request latency, so its percentiles are reported beside wrk's.
+    """
+    import http.client
+    import time
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    with open(body_path, "rb") as f:
+        body = f.read()
+    headers = {"Content-Type": "application/json", **auth_headers()}
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    lat, bad = [], 0
+    end = time.perf_counter() + float(seconds)
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        try:
+            conn.request("POST", parts.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            ok = resp.status == 200
+        except (OSError, http.client.HTTPException):
+            ok = False
+            conn.close()
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        lat.append(time.perf_counter() - t)
+        bad += not ok
+    lat.sort()
+
+    def pct(p):
+        return round(1000 * lat[min(len(lat) - 1, int(p / 100 * len(lat)))], 3) if lat else None
+
+    with open(out, "w") as f:
+        json.dump({"n": len(lat), "errors": bad, "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99),
+                   "max_ms": round(1000 * lat[-1], 3) if lat else None}, f)
+    return 0
+
+
 def _children_map():
     kids = {}
     for d in os.listdir("/proc"):
@@ -209,6 +255,17 @@ def cmd_record(kv):
         ticks = rec.pop("cpu_ticks", None)
         if isinstance(ticks, int) and dur > 0:
             rec["server_cpu_pct"] = round(100.0 * ticks / os.sysconf("SC_CLK_TCK") / dur)
+        probe = rec.pop("probe", None)
+        if isinstance(probe, str) and probe and os.path.exists(probe):
+            with open(probe) as f:
+                p = json.load(f)
+            rec.update(probe_n=p["n"], probe_errors=p["errors"], probe_p50_ms=p["p50_ms"],
+                       probe_p99_ms=p["p99_ms"], probe_max_ms=p["max_ms"])
+        # Check of wrk's own latency numbers: in a closed loop, mean latency x requests is at most
+        # connections x duration (1.0 when every connection always waits); well above 1 means they are biased.
+        if dur > 0:
+            conc = rec.get("concurrency") or 1
+            rec["wrk_latency_check"] = round(wrk["lat_mean_us"] * wrk["requests"] / 1e6 / (conc * dur), 2)
         wrk_cpu = rec.pop("wrk_cpu_s", None)
         if isinstance(wrk_cpu, (int, float)) and dur > 0:
             rec["wrk_cpu_pct"] = round(100.0 * wrk_cpu / dur)
@@ -277,6 +334,17 @@ PEER_LABEL = {
     "aimaas-nobatch": ("aimaas", "auth + metering, max_batch_size 1"),
 }
 
+
+WRK_NOTE = (
+    "wrk's latency percentiles are biased upward when a server stalls. Check outside the harness: a "
+    "FastAPI test server that blocks its event loop for 300 ms once every 500 requests, 1 connection, 4 s: "
+    "wrk 4.1.0 reported mean 52.8 ms, p50 0.18 ms, p75 85 ms, p90 215 ms, p99 292 ms for 4499 requests "
+    "(mean x requests = 237 s of latency in a 4 s run on one connection, which is impossible); a Python client "
+    "timing each request on the same server measured mean 0.93 ms, p90 0.43 ms, p99 4.9 ms, max 304 ms. "
+    "Hence the probe columns and the lat. check column; the p99 target uses wrk's p99 where the check is at "
+    "most 1.2 and the probe's otherwise (the probe, a Python client on the same busy CPUs, adds its own "
+    "overhead: it reads a few ms high against a fast server)."
+)
 
 AIMAAS_NOTES = [
     "aimaas runs as `python -m aimaas serve` (the same command as `aimaas serve`; SQLite metadata and local "
@@ -369,11 +437,22 @@ def target_rows(results):
     ratio(">= 0.9x the floor's req/s", 0.9, ["fastapi"], ("instances",))
     ratio(">= 3x MLflow", 3.0, ["mlflow"], ("mlflow_inputs", "mlflow_dataframe_split"))
     ratio(">= 3x BentoML (its better variant)", 3.0, ["bentoml", "bentoml-batch"], ("bentoml",))
-    rows.append({"target": "p99 <= 50 ms", "measured": f"{ours['p99_ms']:.1f} ms",
-                 "met": "yes" if ours["p99_ms"] <= 50 else "no"})
+    # wrk's p99 when its latency figures pass the closed-loop check, else the probe connection's
+    probe = ours.get("probe_p99_ms")
+    consistent = ours.get("wrk_latency_check", 1.0) <= 1.2 or probe is None
+    p99 = ours["p99_ms"] if consistent else probe
+    shown = (f"{p99:.1f} ms ({'wrk' if consistent else 'probe connection; wrk lat. check '}"
+             f"{'' if consistent else ours['wrk_latency_check']}); "
+             + (f"probe {probe:.1f} ms over {ours['probe_n']} requests" if probe is not None else "no probe")
+             + ("" if consistent else f"; wrk says {ours['p99_ms']:.1f} ms"))
+    rows.append({"target": "p99 <= 50 ms", "measured": shown, "met": "yes" if p99 <= 50 else "no"})
     rows.append({"target": "no errors", "measured": f"{ours['errors']} errors, {ours['varied']} varied",
                  "met": "yes" if ours["errors"] == 0 else "no"})
     return rows
+
+
+def _num(v):
+    return "-" if v is None else f"{v:.2f}"
 
 
 def _fmt_list(v):
@@ -399,7 +478,7 @@ def cmd_report(state, out_md, out_json):
     run = load("run.json", {})
     sysinfo = system_info(state)
 
-    notes = NOTES + (AIMAAS_NOTES if any(k.startswith("aimaas") for k in peers) else [])
+    notes = NOTES + [WRK_NOTE] + (AIMAAS_NOTES if any(k.startswith("aimaas") for k in peers) else [])
     targets = target_rows(results)
     doc = {"system": sysinfo, "run": run, "model": meta, "peers": peers, "results": results, "targets": targets,
            "notes": notes}
@@ -447,28 +526,35 @@ def cmd_report(state, out_md, out_json):
         L.append("## All results")
         L.append("")
     L.append("| system | version | variant | request format | batch rows | concurrency | req/s | rows/s "
-             "| p50 ms | p99 ms | errors | varied | server CPU % | wrk CPU % |")
-    L.append("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+             "| p50 ms | p99 ms | probe p50 ms | probe p99 ms | wrk lat. check | errors | varied | server CPU % "
+             "| wrk CPU % |")
+    L.append("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         name, variant = PEER_LABEL.get(r.get("peer"), (r.get("peer"), ""))
         ver = peers.get(r.get("peer"), {}).get("version", "")
         if r.get("status") != "ok":
             L.append(
                 f"| {name} | {ver} | {variant} | `{r.get('format')}` | {r.get('batch_rows')} "
-                f"| {r.get('concurrency', '-')} | - | - | - | - | FAILED: {r.get('status')} | - | - | - |"
+                f"| {r.get('concurrency', '-')} | - | - | - | - | - | - | - | FAILED: {r.get('status')} | - | - | - |"
             )
             continue
         L.append(
             f"| {name} | {ver} | {variant} | `{r.get('format')}` | {r['batch_rows']} | {r['concurrency']} "
             f"| {r['req_per_s']:.0f} | {r['rows_per_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+            f"| {_num(r.get('probe_p50_ms'))} | {_num(r.get('probe_p99_ms'))} | {r.get('wrk_latency_check', '')} "
             f"| {r['errors']} | {r.get('varied', 0)} | {r.get('server_cpu_pct', '')} | {r.get('wrk_cpu_pct', '')} |"
         )
     L.append("")
     L.append(
         "req/s counts all completed responses; rows/s counts correct responses x batch rows. "
-        "errors = non-200 + wrong body + socket errors/timeouts (wrk's counts). Latencies are wrk's "
+        "errors = non-200 + wrong body + socket errors/timeouts (wrk's counts). p50/p99 are wrk's "
         "per-request percentiles over the measured window (closed loop: each connection waits for "
-        "its reply). server CPU % = CPU time of the server's whole process tree over the measured "
+        "its reply). probe p50/p99: from concurrency 16 on, one more keep-alive connection (Python, "
+        "closed loop) times each of its own requests with a monotonic clock; it is a sample of the same "
+        "per-request latency, taken independently of wrk. wrk lat. check = wrk's mean latency x its "
+        "request count / (connections x seconds): a closed loop cannot exceed ~1.0, so values well above "
+        "1 mark cells where wrk's latency figures are biased upward (seen with servers that stall; see "
+        "the notes). server CPU % = CPU time of the server's whole process tree over the measured "
         "window; wrk CPU % = the load generator's own; 200 % = both CPUs."
     )
     L.append("")
@@ -555,6 +641,8 @@ def main(argv):
         return cmd_cputicks([int(p) for p in argv[2:]])
     if cmd == "rss":
         return cmd_rss([int(p) for p in argv[2:]])
+    if cmd == "probe":
+        return cmd_probe(*argv[2:6])
     if cmd == "record":
         return cmd_record(argv[2:])
     if cmd == "pkgs":

@@ -25,6 +25,7 @@
 # Usage:  ./peers.sh [PEER...]          (default: all peers above; the floor and aimaas first)
 # Knobs (environment): DURATION=10 WARMUP=3 CONCURRENCY="1 16 64" BATCHES="1 32"
 #   WRK_THREADS=1 WRK_TIMEOUT=10s READY_TIMEOUT=180 PORT_BASE=18100 IDLE_S=2 SETTLE_S=60 SETTLE_PCT=15
+#   PROBE_MIN_C=16 (a latency probe connection runs beside wrk from this concurrency on; see bench.py probe)
 #   PEER_VENVS (cache of the peers' venvs; default ${XDG_CACHE_HOME:-~/.cache}/aimaas-bench/peer-venvs)
 #   PEER_STATE (default: a new mktemp directory) PYTHON=python3
 #   PEER_OUT_MD / PEER_OUT_JSON (default: benchmarks/results/serving-peers.md/.json in the repo)
@@ -57,6 +58,7 @@ VENV_TIMEOUT=${VENV_TIMEOUT:-900}  # seconds allowed for one venv's pip install
 IDLE_S=${IDLE_S:-2}            # seconds of idle CPU sampling after readiness
 SETTLE_S=${SETTLE_S:-60}       # at most this long waiting for start-up work to finish (see run_peer)
 SETTLE_PCT=${SETTLE_PCT:-15}
+PROBE_MIN_C=${PROBE_MIN_C:-16}  # from this concurrency on, one more connection times its own requests
 CLK_TCK=$(getconf CLK_TCK)
 TIMEFORMAT='%U %S'             # bash `time`: user and system CPU seconds of wrk
 # The floor and aimaas run first and back to back: on a shared machine the load drifts over a run.
@@ -342,12 +344,19 @@ run_peer() {
         pids=$(bench tree "$SERVER_PID")
         # shellcheck disable=SC2086
         tk0=$(bench cputicks $pids)
+        local probe_pid="" probe_out=""
+        if [ "$c" -ge "$PROBE_MIN_C" ]; then   # one more connection that times its own requests
+          probe_out="$raw.probe.json"
+          bench probe "$url$PREDICT" "$body" "$DURATION" "$probe_out" > /dev/null 2>&1 &
+          probe_pid=$!
+        fi
         { time WRK_BODY_FILE=$body WRK_EXPECT_FILE=$expect WRK_EXPECT_LABELS=$labels \
             wrk -t"$thr" -c"$c" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" -s "$HERE/post.lua" "$url$PREDICT" \
             > "$raw" 2>&1 || true; } 2> "$raw.time"
         # shellcheck disable=SC2086
         tk1=$(bench cputicks $pids)
-        line=$(bench record "peer=$peer" "format=$fmt" "batch_rows=$b" "concurrency=$c" \
+        [ -n "$probe_pid" ] && { wait "$probe_pid" || true; }
+        line=$(bench record "peer=$peer" "format=$fmt" "batch_rows=$b" "concurrency=$c" "probe=$probe_out" \
                  "cpu_ticks=$((tk1 - tk0))" "wrk_cpu_s=$(awk '{print $1 + $2}' "$raw.time")" < "$raw")
         echo "$line" >> "$STATE/results.jsonl"
         printf '%s' "$line" | "$BASEPY" -c '
@@ -356,9 +365,9 @@ r = json.load(sys.stdin)
 if r.get("status") != "ok":
     print("    c=%-3s %s" % (r["concurrency"], r["status"]))
 else:
-    print("    c=%-3s %8.0f req/s %9.0f rows/s  p50 %7.2f ms  p99 %7.2f ms  errors %d  varied %d  cpu server %s%% wrk %s%%" % (
-        r["concurrency"], r["req_per_s"], r["rows_per_s"], r["p50_ms"], r["p99_ms"], r["errors"],
-        r.get("varied", 0), r.get("server_cpu_pct"), r.get("wrk_cpu_pct")))'
+    print("    c=%-3s %8.0f req/s %9.0f rows/s  p50 %7.2f ms  p99 %7.2f ms (probe %s)  errors %d  varied %d  cpu server %s%% wrk %s%%" % (
+        r["concurrency"], r["req_per_s"], r["rows_per_s"], r["p50_ms"], r["p99_ms"], r.get("probe_p99_ms", "-"),
+        r["errors"], r.get("varied", 0), r.get("server_cpu_pct"), r.get("wrk_cpu_pct")))'
       done
     done
   done

@@ -7,10 +7,12 @@ own ``export_pipeline``): version 1 is that model (``max_iter=10000``), version 
 endpoint serves ``bc@prod`` (min_replicas 1, batching on), so moving the alias is the rollout.
 
 wrk (1 thread, 64 connections, the harness's ``post.lua`` with the admin key) POSTs one row and checks every
-answer: status 200 and the expected label. First a baseline window with no move, then a window during which
-the alias moves to 2 and, once every replica serves 2, back to 1. Printed: requests, p50/p99/max, non-2xx,
-socket errors, wrong answers, answers per version, and how long each move took to complete (alias set ->
-every live replica on the new version, from the endpoint's status).
+answer: status 200 and the expected label; one more connection (:class:`aimaas_peer.Probe`) times each of its
+own requests, because wrk's latency percentiles are biased upward when a server stalls. First a baseline
+window with no move, then a window during which the alias moves to 2 and, once every replica serves 2, back to
+1. Printed: requests, p50/p99 (wrk's and the probe's), max, non-2xx, socket errors, wrong answers, answers per
+version, and how long each move took to complete (alias set -> every live replica on the new version, from the
+endpoint's status).
 
     python benchmarks/serving/rollout.py [--connections 64] [--baseline 10] [--duration 20] [--keep]
 
@@ -66,7 +68,8 @@ def move(client: Any, alias_to: int, log: list[dict[str, Any]], t0: float) -> No
 
 
 def load_window(server: ap.Server, work: Path, connections: int, seconds: float,
-                moves: list[tuple[float, int]] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+                moves: list[tuple[float, int]] | None = None,
+                ) -> tuple[dict[str, Any], list[dict[str, Any]], float, ap.Probe]:
     """One wrk window; ``moves`` = [(at fraction of the window, version)] run in order from a thread."""
     env = {"WRK_BODY_FILE": str(work / "body.json"), "WRK_EXPECT_LABELS": str(work / "labels.json"),
            "WRK_EXPECT_FILE": str(work / "expect.json"), "WRK_AUTH_FILE": str(server.home / "admin.key"),
@@ -76,6 +79,9 @@ def load_window(server: ap.Server, work: Path, connections: int, seconds: float,
     cpu0 = ap.tree_cpu_seconds(server.process.pid)
     t0 = time.perf_counter()
     proc = ap.wrk(server.url + ap.predict_path("bc"), "post.lua", connections=connections, duration=seconds, env=env)
+    probe = ap.Probe(server.url + ap.predict_path("bc"), [(work / "body.json").read_bytes()], seconds,
+                     {"Authorization": f"Bearer {server.key}"})
+    probe.start()
 
     def mover() -> None:
         try:
@@ -90,17 +96,19 @@ def load_window(server: ap.Server, work: Path, connections: int, seconds: float,
     thread.start()
     result = ap.wrk_result(proc)
     thread.join(timeout=150)
+    probe.join()
     cpu = ap.tree_cpu_seconds(server.process.pid) - cpu0
     if errors:
         raise SystemExit(f"moving the alias failed: {errors[0]}")
-    return result, log, 100.0 * cpu / result["seconds"]
+    return result, log, 100.0 * cpu / result["seconds"], probe
 
 
-def row(name: str, r: dict[str, Any], cpu_pct: float) -> str:
+def row(name: str, r: dict[str, Any], cpu_pct: float, probe: ap.Probe) -> str:
     non2xx = r["s3xx"] + r["s4xx"] + r["s5xx"]
     versions = ", ".join(f"v{k}: {v}" for k, v in sorted(r["versions"].items())) or "-"
     return (f"| {name} | {r['requests']} | {r['requests'] / r['seconds']:.0f} | {r['p50_us'] / 1000:.1f} "
-            f"| {r['p99_us'] / 1000:.1f} | {r['lat_max_us'] / 1000:.0f} | {non2xx} | {r['socket_errors']} "
+            f"| {r['p99_us'] / 1000:.1f} | {probe.percentile_ms(50):.1f} | {probe.percentile_ms(99):.1f} "
+            f"| {r['lat_max_us'] / 1000:.0f} | {non2xx} | {r['socket_errors']} | {probe.errors} "
             f"| {r['mismatch']} | {versions} | {cpu_pct:.0f} |")
 
 
@@ -129,25 +137,25 @@ def main() -> None:
             (work / "expect.json").write_bytes(first.content)
             # warm-up, then the two windows
             load_window(server, work, args.connections, 3)
-            base, _, base_cpu = load_window(server, work, args.connections, args.baseline)
-            during, log, during_cpu = load_window(server, work, args.connections, args.duration,
-                                                  moves=[(0.15, 2), (0.55, 1)])
+            base, _, base_cpu, base_probe = load_window(server, work, args.connections, args.baseline)
+            during, log, during_cpu, during_probe = load_window(server, work, args.connections, args.duration,
+                                                                moves=[(0.15, 2), (0.55, 1)])
             replicas = len(ap.endpoint(client, "bc")["status"]["replicas"])
         print(f"\nRollout under load - {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
               f"(shared with other work), Python {platform.python_version()}; endpoint max_batch_size "
               f"{ep['max_batch_size']}, max_wait_ms {ep['max_wait_ms']}, {replicas} replica(s) at the end; wrk 1 "
               f"thread, {args.connections} connections, 1 row per request, admin key\n")
-        print("| window | requests | req/s | p50 ms | p99 ms | max ms | non-2xx | socket errors | wrong answers "
-              "| answers by version | server CPU % |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
-        print(row(f"baseline ({args.baseline:.0f} s, no move)", base, base_cpu))
-        print(row(f"alias moves 1->2->1 ({args.duration:.0f} s)", during, during_cpu))
+        print("| window | requests | req/s | wrk p50 ms | wrk p99 ms | probe p50 ms | probe p99 ms | max ms | non-2xx "
+              "| socket errors | probe errors | wrong answers | answers by version | server CPU % |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+        print(row(f"baseline ({args.baseline:.0f} s, no move)", base, base_cpu, base_probe))
+        print(row(f"alias moves 1->2->1 ({args.duration:.0f} s)", during, during_cpu, during_probe))
         print()
         for m in log:
             print(f"- alias prod -> {m['to']} at {m['at_s']:.1f} s: every live replica on version {m['to']} "
                   f"{m['took_s']:.2f} s later")
         non2xx = during["s3xx"] + during["s4xx"] + during["s5xx"]
-        failures = non2xx + during["socket_errors"] + during["mismatch"]
+        failures = non2xx + during["socket_errors"] + during["mismatch"] + during_probe.errors
         print(f"\nTarget: zero non-2xx during the move: {'met' if failures == 0 else 'NOT met'} "
               f"({non2xx} non-2xx, {during['socket_errors']} socket errors, {during['mismatch']} wrong answers).")
     finally:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import tempfile
 import time
 import uuid
@@ -45,7 +44,7 @@ from aimaas.training.tuning_objective import (
     rebuild_error,
     unprefixed,
 )
-from aimaas.training.tuning_parallel import ParallelOutcome, open_storage, run_workers, trainer_refs
+from aimaas.training.tuning_parallel import ParallelOutcome, open_storage, run_workers, trainer_refs, trial_threads
 from aimaas.training.tuning_summary import (
     POOL_LIMIT,
     SIMPLE_TRAINERS,
@@ -59,7 +58,8 @@ from aimaas.training.tuning_summary import (
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["AUTO_EXCLUDED", "DEFAULT_METRICS", "METRICS", "PRUNERS", "TuningResult", "evaluate_on_test", "tune"]
+__all__ = ["AUTO_EXCLUDED", "DEFAULT_METRICS", "METRICS", "PRUNERS", "TuningResult", "evaluate_on_test",
+           "trial_threads", "tune"]
 
 AUTO_EXCLUDED = frozenset({"mlp", "ensemble"})
 """Trainers left out when ``trainers`` is None: ``mlp`` (a neural net: one trial costs as much as dozens of
@@ -354,24 +354,6 @@ def _study(storage: Any, study_name: str | None, *, direction: Direction, seed: 
 
     return optuna.create_study(storage=storage, sampler=make_sampler(seed), pruner=make_pruner(pruner, n_steps),
                                study_name=study_name, direction=direction, load_if_exists=True)
-
-
-SMALL_TABLE_ROWS = 10_000
-"""Below this many rows a fit gets one native thread: threads cost more than they give on small tables, and
-on a shared machine OpenMP threads that spin while waiting for a busy core made HistGradientBoosting 10-18x
-slower with 2 threads than with 1 (measured on the 2-core benchmark machine under other work)."""
-
-
-def trial_threads(rows: int, parallel: int) -> int:
-    """Native (OpenMP/BLAS) threads per fit when ``parallel`` fits run at once on a table of ``rows`` rows:
-    1 on small tables, else the CPUs shared out."""
-    if rows < SMALL_TABLE_ROWS:
-        return 1
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus // max(1, parallel))
 
 
 def _verbosity() -> int:

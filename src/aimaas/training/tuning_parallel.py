@@ -44,13 +44,30 @@ if TYPE_CHECKING:
 
     from aimaas.training.tuning_objective import Monitor, _Progress
 
-__all__ = ["GRACE_S", "ParallelOutcome", "open_storage", "run_workers", "trainer_refs", "worker_main"]
+__all__ = ["GRACE_S", "SMALL_TABLE_ROWS", "ParallelOutcome", "open_storage", "run_workers", "trainer_refs",
+           "trial_threads", "worker_main"]
 
 POLL_S = 0.2
 GRACE_S = {"cancelled": 2.0, "timeout": 5.0}
 """Seconds a worker has to stop by itself after the stop file appears, by reason, before it is terminated."""
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                 "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+SMALL_TABLE_ROWS = 10_000
+"""Below this many rows a fit gets one native thread: threads cost more than they give on small tables, and
+on a shared machine OpenMP threads that spin while waiting for a busy core made HistGradientBoosting 10-18x
+slower with 2 threads than with 1 (measured on the 2-core benchmark machine under other work)."""
+
+
+def trial_threads(rows: int, parallel: int) -> int:
+    """Native (OpenMP/BLAS) threads per fit when ``parallel`` fits run at once on a table of ``rows`` rows:
+    1 on small tables, else the CPUs shared out."""
+    if rows < SMALL_TABLE_ROWS:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, cpus // max(1, parallel))
 
 
 # -- storage -----------------------------------------------------------------------------------------
