@@ -9,6 +9,7 @@ Used by ``peers.sh`` (the ``aimaas`` peers) and by ``rollout.py`` / ``embeddings
         parameters) behind a pass-through ColumnTransformer, exported by aimaas' own export_pipeline
         with its aimaas.* metadata (30 float inputs named after the breast_cancer columns)
     python aimaas_peer.py deploy URL KEY_FILE ONNX_FILE ENDPOINT [--max-batch-size N] [--max-wait-ms MS]
+                                 [--max-replicas N]
         import the file as a new version of the model ENDPOINT, deploy it with min_replicas 1, wait until
         ready and print the endpoint's predict path (what wrk then loads)
     python aimaas_peer.py replicas URL KEY_FILE ENDPOINT
@@ -326,7 +327,8 @@ def cmd_deploy(args: argparse.Namespace) -> None:
     with httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
         version = import_model(client, args.endpoint, Path(args.onnx).read_bytes(), "model.onnx")
         ep = deploy(client, args.endpoint, f"{args.endpoint}/{version}", min_replicas=1,
-                    max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms)
+                    max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
+                    max_replicas=args.max_replicas)
     print(f"deployed {args.endpoint}/{version} in {time.perf_counter() - started:.1f} s: "
           f"max_batch_size={ep['max_batch_size']} max_wait_ms={ep['max_wait_ms']} "
           f"replicas={len(ep['status']['replicas'])}", file=sys.stderr)
@@ -351,6 +353,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("endpoint")
     p.add_argument("--max-batch-size", type=int, default=None)
     p.add_argument("--max-wait-ms", type=float, default=None)
+    p.add_argument("--max-replicas", type=int, default=None)
     p = sub.add_parser("replicas")
     p.add_argument("url")
     p.add_argument("key_file")

@@ -31,7 +31,7 @@
 #   PEER_OUT_MD / PEER_OUT_JSON (default: benchmarks/results/serving-peers.md/.json in the repo)
 #   REBUILD_VENVS=1 to recreate the virtual environments; VENV_TIMEOUT=900 per install.
 #   AIMAAS_PYTHON (default: the repo's .venv/bin/python; needs `pip install -e '.[train]'`)
-#   EP_MAX_BATCH_SIZE / EP_MAX_WAIT_MS: the aimaas endpoint's batching knobs (default: the server's)
+#   EP_MAX_BATCH_SIZE / EP_MAX_WAIT_MS / EP_MAX_REPLICAS: the aimaas endpoint's settings (default: the server's)
 # Writes: the two result files; raw wrk output, server logs and models under $PEER_STATE.
 set -euo pipefail
 
@@ -236,7 +236,7 @@ peer_spec() {
       for name in $(compgen -e); do case $name in AIMAAS_*) unset_aimaas+=(-u "$name") ;; esac; done
       CMD=(env "${unset_aimaas[@]}" "AIMAAS_HOME=$AIMAAS_HOME_DIR" "AIMAAS_HOST=127.0.0.1" "AIMAAS_PORT=$PORT"
            "AIMAAS_LOG_LEVEL=warning" "$AIMAAS_PY" -m aimaas serve)
-      local batching="batching on (endpoint max_batch_size ${EP_MAX_BATCH_SIZE:-server default}, max_wait_ms ${EP_MAX_WAIT_MS:-server default})"
+      local batching="batching on (endpoint max_batch_size ${EP_MAX_BATCH_SIZE:-server default}, max_wait_ms ${EP_MAX_WAIT_MS:-server default}, max_replicas ${EP_MAX_REPLICAS:-server default})"
       [ "$peer" = aimaas-nobatch ] && batching="batching off (endpoint max_batch_size 1)"
       SETUP="\`python -m aimaas serve\` (uvicorn, 1 process; SQLite + local artifacts in a fresh AIMAAS_HOME; log level warning) with its defaults: API-key auth (Bearer admin key), usage metering, $batching. The reference model (same coefficients) exported to ONNX by aimaas' export_pipeline, imported with POST /api/v1/models/{name}/import and deployed with POST /api/v1/endpoints (min_replicas 1); ONNX Runtime on CPU. Requests {\"inputs\": [{column: value}]} (aimaas_rows) or {\"inputs\": {column: [values]}} (aimaas_columns); reply {\"predictions\": [{\"label\", \"probabilities\"}], \"model\", \"version\", \"endpoint\"}."
       ;;
@@ -252,6 +252,7 @@ aimaas_deploy() {
     [ -n "${EP_MAX_BATCH_SIZE:-}" ] && extra+=(--max-batch-size "$EP_MAX_BATCH_SIZE")
   fi
   [ -n "${EP_MAX_WAIT_MS:-}" ] && extra+=(--max-wait-ms "$EP_MAX_WAIT_MS")
+  [ -n "${EP_MAX_REPLICAS:-}" ] && extra+=(--max-replicas "$EP_MAX_REPLICAS")
   t0=$SECONDS
   if ! out=$("$AIMAAS_PY" "$HERE/aimaas_peer.py" deploy "$url" "$AIMAAS_HOME_DIR/admin.key" \
       "$STATE/models/aimaas/model.onnx" breast-cancer "${extra[@]}" 2>> "$STATE/logs/$peer.deploy.log"); then

@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=float, default=10, help="seconds of load without a move")
     parser.add_argument("--duration", type=float, default=20, help="seconds of load around the two moves")
     parser.add_argument("--max-batch-size", type=int, default=None, help="endpoint setting (default: server's)")
+    parser.add_argument("--max-replicas", type=int, default=None, help="endpoint setting (default: server's)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (server log, bodies)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aimaas-bench-rollout-"))
@@ -129,7 +130,8 @@ def main() -> None:
             assert ap.import_model(client, "bc", data1, "bc-v1.onnx") == 1
             assert ap.import_model(client, "bc", data2, "bc-v2.onnx") == 2
             ap.set_alias(client, "bc", "prod", 1)
-            ep = ap.deploy(client, "bc", "bc@prod", min_replicas=1, max_batch_size=args.max_batch_size)
+            ep = ap.deploy(client, "bc", "bc@prod", min_replicas=1, max_batch_size=args.max_batch_size,
+                           max_replicas=args.max_replicas)
             first = client.post(ap.predict_path("bc"), content=(work / "body.json").read_bytes(),
                                 headers={"Content-Type": "application/json"})
             if first.status_code != 200 or [p["label"] for p in first.json()["predictions"]] != [label]:
