@@ -9,13 +9,15 @@ PIP    := $(BIN)/python -m pip
 DEBIAN_TEST_PACKAGES ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast test-slow lint bench bench-upload debian-deps clean help
+.PHONY: run test test-fast test-slow lint bench bench-upload bench-serving bench-train debian-deps clean help
 
 help:
 	@echo "make run    - install and start the server with demo content (http://127.0.0.1:8000/docs)"
 	@echo "make test   - install dev dependencies and run lint, import rules and every test"
 	@echo "make test-slow - the long-running tests (marker 'slow')"
 	@echo "make bench-upload - upload benchmark (1 GB CSV; writes benchmarks/results/)"
+	@echo "make bench-serving - serving vs a FastAPI floor, MLflow, BentoML, Ray Serve (wrk; ~25 min)"
+	@echo "make bench-train - AutoML table and training job overhead"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +56,17 @@ test-slow: $(VENV)/.stamp-dev debian-deps
 
 bench-upload: $(VENV)/.stamp-dev
 	$(BIN)/python benchmarks/upload.py
+
+# Needs Debian's wrk; the peers' virtual environments come from PyPI once (cached).
+bench-serving: $(VENV)/.stamp-dev
+	mkdir -p benchmarks/results
+	benchmarks/serving/peers.sh
+	$(BIN)/python benchmarks/serving/embeddings.py | tee benchmarks/results/serving-embeddings.md
+	$(BIN)/python benchmarks/serving/rollout.py | tee benchmarks/results/serving-rollout.md
+
+bench-train: $(VENV)/.stamp-dev
+	$(BIN)/python benchmarks/train_overhead.py
+	$(BIN)/python benchmarks/automl.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

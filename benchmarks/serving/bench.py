@@ -330,8 +330,8 @@ PEER_LABEL = {
     "fastapi-h11": ("FastAPI+uvicorn (floor)", "asyncio+h11"),
     "ray": ("Ray Serve", "1 replica, defaults"),
     "ray-ongoing64": ("Ray Serve", "1 replica, max_ongoing_requests=64"),
-    "aimaas": ("aimaas", "auth + metering + batching"),
-    "aimaas-nobatch": ("aimaas", "auth + metering, max_batch_size 1"),
+    "aimaas": ("aimaas", "server defaults, batching on"),
+    "aimaas-nobatch": ("aimaas", "server defaults, max_batch_size 1"),
 }
 
 
@@ -349,8 +349,9 @@ WRK_NOTE = (
 AIMAAS_NOTES = [
     "aimaas runs as `python -m aimaas serve` (the same command as `aimaas serve`; SQLite metadata and local "
     "artifacts in a fresh AIMAAS_HOME) with its defaults: every request is authenticated with the admin key "
-    "(`Authorization: Bearer`, sent by the wrk script), goes through the inference service's tenant, quota and "
-    "usage path, and, for the `aimaas` row, through the endpoint's batch queue. The model is the same fitted "
+    "(`Authorization: Bearer`, sent by the wrk script), goes through the inference service (tenant check; "
+    "quotas and usage metering when the server has them on that path) and, for the `aimaas` row, through the "
+    "endpoint's batch queue. The model is the same fitted "
     "LogisticRegression (coefficients copied bit for bit from the pickle every other peer loads) behind a "
     "pass-through ColumnTransformer, exported to ONNX by aimaas' own `export_pipeline` (30 float32 inputs, "
     "`aimaas.*` metadata), imported with `POST /api/v1/models/{name}/import` and deployed with "

@@ -84,18 +84,25 @@ def offline(texts: list[str], batch_size: int, repeats: int, threads: int | None
     return best, vectors
 
 
-def offline_chunks(texts: list[str], chunk: int, repeats: int) -> float:
-    """Best sentences/s of ``embed`` called on consecutive chunks of ``chunk`` sentences (torch's default threads):
+def offline_chunks(texts: list[str], chunk: int, repeats: int, threads: int) -> float:
+    """Best sentences/s of ``embed`` called on consecutive chunks of ``chunk`` sentences with ``threads`` torch threads:
     what a server can do at best when ``chunk`` clients wait, as it cannot sort sentences it has not received by
     length the way one ``encode`` call over the whole corpus does."""
+    import torch
+
     from aimaas.training.text_encoder import embed
 
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads)
     best = 0.0
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for i in range(0, len(texts), chunk):
-            embed(texts[i:i + chunk], batch_size=chunk)
-        best = max(best, len(texts) / (time.perf_counter() - t))
+    try:
+        for _ in range(repeats):
+            t = time.perf_counter()
+            for i in range(0, len(texts), chunk):
+                embed(texts[i:i + chunk], batch_size=chunk)
+            best = max(best, len(texts) / (time.perf_counter() - t))
+    finally:
+        torch.set_num_threads(default)
     return best
 
 
@@ -171,7 +178,7 @@ def main() -> None:
             print(f"offline {when}, {threads} torch threads: {rate:.0f} sentences/s", file=sys.stderr)
 
     measure_offline("before")
-    chunked = offline_chunks(texts, args.clients, args.repeats)
+    chunked = offline_chunks(texts, args.clients, args.repeats, max(offline_rates, key=lambda k: offline_rates[k]))
     print(f"offline, chunks of {args.clients} in arrival order: {chunked:.0f} sentences/s", file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="aimaas-bench-embeddings-"))
     rows: list[tuple[str, dict[str, Any], float, int]] = []

@@ -6,7 +6,7 @@
 #
 # Peers (each in its own cached virtual environment; aimaas in the repo's .venv):
 #   aimaas         `python -m aimaas serve`, the model imported as ONNX and deployed as an
-#                  endpoint (min_replicas 1, batching on); auth and metering on (the defaults)
+#                  endpoint (min_replicas 1, batching on); the server's defaults (auth on)
 #   aimaas-nobatch the same endpoint with max_batch_size 1
 #   mlflow         MLflow `mlflow models serve --env-manager local`
 #   bentoml        BentoML 1.4 service, plain sync API
@@ -238,7 +238,7 @@ peer_spec() {
            "AIMAAS_LOG_LEVEL=warning" "$AIMAAS_PY" -m aimaas serve)
       local batching="batching on (endpoint max_batch_size ${EP_MAX_BATCH_SIZE:-server default}, max_wait_ms ${EP_MAX_WAIT_MS:-server default}, max_replicas ${EP_MAX_REPLICAS:-server default})"
       [ "$peer" = aimaas-nobatch ] && batching="batching off (endpoint max_batch_size 1)"
-      SETUP="\`python -m aimaas serve\` (uvicorn, 1 process; SQLite + local artifacts in a fresh AIMAAS_HOME; log level warning) with its defaults: API-key auth (Bearer admin key), usage metering, $batching. The reference model (same coefficients) exported to ONNX by aimaas' export_pipeline, imported with POST /api/v1/models/{name}/import and deployed with POST /api/v1/endpoints (min_replicas 1); ONNX Runtime on CPU. Requests {\"inputs\": [{column: value}]} (aimaas_rows) or {\"inputs\": {column: [values]}} (aimaas_columns); reply {\"predictions\": [{\"label\", \"probabilities\"}], \"model\", \"version\", \"endpoint\"}."
+      SETUP="\`python -m aimaas serve\` (uvicorn, 1 process; SQLite + local artifacts in a fresh AIMAAS_HOME; log level warning) with its defaults: API-key auth (Bearer admin key), the inference service path (quotas/metering as the server has them), $batching. The reference model (same coefficients) exported to ONNX by aimaas' export_pipeline, imported with POST /api/v1/models/{name}/import and deployed with POST /api/v1/endpoints (min_replicas 1); ONNX Runtime on CPU. Requests {\"inputs\": [{column: value}]} (aimaas_rows) or {\"inputs\": {column: [values]}} (aimaas_columns); reply {\"predictions\": [{\"label\", \"probabilities\"}], \"model\", \"version\", \"endpoint\"}."
       ;;
     *) die "unknown peer $peer (known: $ALL_PEERS)" ;;
   esac

@@ -14,7 +14,7 @@ from aimaas.services.container import Services
 __all__ = ["Paging", "ServicesDep", "authenticated", "require"]
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:  # async: a sync dependency costs a thread hop per request
     services: Services = request.app.state.services
     return services
 

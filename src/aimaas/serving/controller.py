@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -188,7 +190,8 @@ class ServingController:
                                                queued=queued, last_request_at=state.last_request_at, now=now,
                                                above_since=state.above_since, below_since=state.below_since))
         state.above_since, state.below_since = decision.above_since, decision.below_since
-        desired = decision.replicas
+        # Replicas run in this process: past one per CPU they only add model copies and contention.
+        desired = min(decision.replicas, max(1, os.cpu_count() or 1)) if decision.replicas else 0
         await self._place_main(state, main, desired)
         canary_count = 0 if canary is None or desired == 0 else max(1, round(desired * endpoint.canary_weight))
         state.canary = await self._scale_group(state, state.canary, canary, canary_count)
@@ -257,6 +260,7 @@ class ServingController:
             group.failed_at, group.failure = self._clock(), replica.reason
         else:
             group.failed_at = group.failure = None
+            gc.freeze()  # keep the model's long-lived objects out of the cyclic collector's scans (latency)
         state.changed.set()
         self.notify()
 
