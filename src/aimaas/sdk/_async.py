@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +27,7 @@ from aimaas.schemas import (
     WhoAmI,
 )
 from aimaas.sdk import _routes as r
-from aimaas.sdk._common import base_headers, make_client_args, upload_timeout
+from aimaas.sdk._common import aiterate_pages, base_headers, make_client_args, upload_timeout
 from aimaas.sdk._endpoints import AsyncEndpoints, Canary, openai_client
 from aimaas.sdk._http import (
     CHUNK_SIZE,
@@ -49,15 +49,6 @@ T = TypeVar("T")
 PathLike = str | os.PathLike[str]
 
 
-async def _iterate(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncIterator[T]:
-    cursor: str | None = None
-    while True:
-        page = await fetch(cursor)
-        for item in page.items:
-            yield item
-        if not page.next_cursor:
-            return
-        cursor = page.next_cursor
 
 
 class Datasets:
@@ -94,7 +85,7 @@ class Datasets:
 
     def iter_all(self, *, page_size: int = 100) -> AsyncIterator[DatasetPublic]:
         """Every dataset, following cursors page after page."""
-        return _iterate(lambda cursor: self.list(limit=page_size, cursor=cursor))
+        return aiterate_pages(lambda cursor: self.list(limit=page_size, cursor=cursor))
 
     async def get(self, name: str) -> DatasetDetail:
         return await self._c._run(r.dataset_get(name))
@@ -175,7 +166,7 @@ class Tenants:
         return await self._c._run(r.tenant_list(limit, cursor))
 
     def iter_all(self, *, page_size: int = 100) -> AsyncIterator[TenantPublic]:
-        return _iterate(lambda cursor: self.list(limit=page_size, cursor=cursor))
+        return aiterate_pages(lambda cursor: self.list(limit=page_size, cursor=cursor))
 
     async def get(self, tenant_id: str) -> TenantPublic:
         return await self._c._run(r.tenant_get(tenant_id))
@@ -204,7 +195,7 @@ class Keys:
         return await self._c._run(r.key_list(tenant_id, limit, cursor))
 
     def iter_all(self, tenant_id: str | None = None, *, page_size: int = 100) -> AsyncIterator[ApiKeyPublic]:
-        return _iterate(lambda cursor: self.list(tenant_id, limit=page_size, cursor=cursor))
+        return aiterate_pages(lambda cursor: self.list(tenant_id, limit=page_size, cursor=cursor))
 
     async def revoke(self, key_id: str, *, tenant_id: str | None = None) -> ApiKeyPublic:
         """Revoke a key; it stops working at once (``tenant_id``: a key of another tenant, operator admin)."""

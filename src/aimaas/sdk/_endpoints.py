@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from aimaas.errors import InvalidInput, ServiceUnavailable
 from aimaas.schemas import CanarySpec, EndpointCreate, EndpointPublic, EndpointUpdate, Page, PredictResponse
 from aimaas.sdk import _routes as r
+from aimaas.sdk._common import aiterate_pages, iterate_pages
 from aimaas.sdk._inputs import predict_inputs
 
 if TYPE_CHECKING:
@@ -168,13 +169,7 @@ class Endpoints:
 
     def iter_all(self, *, page_size: int = 100) -> Iterator[EndpointPublic]:
         """Every endpoint, following cursors page after page."""
-        cursor: str | None = None
-        while True:
-            page = self.list(limit=page_size, cursor=cursor)
-            yield from page.items
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        return iterate_pages(lambda cursor: self.list(limit=page_size, cursor=cursor))
 
     def get(self, name: str) -> EndpointPublic:
         """The endpoint with its live ``status`` (state, reason, version, canary_version, replicas)."""
@@ -260,15 +255,8 @@ class AsyncEndpoints:
     async def list(self, *, limit: int | None = None, cursor: str | None = None) -> Page[EndpointPublic]:
         return await self._c._run(r.endpoint_list(limit, cursor))
 
-    async def iter_all(self, *, page_size: int = 100) -> AsyncIterator[EndpointPublic]:
-        cursor: str | None = None
-        while True:
-            page = await self.list(limit=page_size, cursor=cursor)
-            for item in page.items:
-                yield item
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+    def iter_all(self, *, page_size: int = 100) -> AsyncIterator[EndpointPublic]:
+        return aiterate_pages(lambda cursor: self.list(limit=page_size, cursor=cursor))
 
     async def get(self, name: str) -> EndpointPublic:
         return await self._c._run(r.endpoint_get(name))

@@ -17,7 +17,7 @@ from aimaas.errors import InvalidInput
 from aimaas.schemas import ModelComparison, ModelDetail, ModelPublic, ModelVersionPublic, Page
 from aimaas.sdk import _routes as r
 from aimaas.sdk._archive import zipped_directory
-from aimaas.sdk._common import upload_timeout
+from aimaas.sdk._common import aiterate_pages, iterate_pages, upload_timeout
 from aimaas.sdk._http import ProgressCallback, aiter_file, iter_file
 
 if TYPE_CHECKING:
@@ -61,13 +61,7 @@ class Models:
 
     def iter_all(self, *, page_size: int = 100) -> Iterator[ModelPublic]:
         """Every registered model, following cursors page after page."""
-        cursor: str | None = None
-        while True:
-            page = self.list(limit=page_size, cursor=cursor)
-            yield from page.items
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        return iterate_pages(lambda cursor: self.list(limit=page_size, cursor=cursor))
 
     def get(self, name: str) -> ModelDetail:
         """A model with its aliases and all its versions."""
@@ -157,16 +151,9 @@ class AsyncModels:
         """One page of registered models; pass ``page.next_cursor`` back as ``cursor`` for the next one."""
         return await self._c._run(r.model_list(limit, cursor))
 
-    async def iter_all(self, *, page_size: int = 100) -> AsyncIterator[ModelPublic]:
+    def iter_all(self, *, page_size: int = 100) -> AsyncIterator[ModelPublic]:
         """Every registered model, following cursors page after page."""
-        cursor: str | None = None
-        while True:
-            page = await self.list(limit=page_size, cursor=cursor)
-            for item in page.items:
-                yield item
-            if not page.next_cursor:
-                return
-            cursor = page.next_cursor
+        return aiterate_pages(lambda cursor: self.list(limit=page_size, cursor=cursor))
 
     async def get(self, name: str) -> ModelDetail:
         return await self._c._run(r.model_get(name))

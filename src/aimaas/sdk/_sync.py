@@ -27,7 +27,7 @@ from aimaas.schemas import (
     WhoAmI,
 )
 from aimaas.sdk import _routes as r
-from aimaas.sdk._common import base_headers, make_client_args, upload_timeout
+from aimaas.sdk._common import base_headers, iterate_pages, make_client_args, upload_timeout
 from aimaas.sdk._endpoints import Canary, Endpoints, openai_client
 from aimaas.sdk._http import (
     CHUNK_SIZE,
@@ -49,14 +49,6 @@ T = TypeVar("T")
 PathLike = str | os.PathLike[str]
 
 
-def _iterate(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
-    cursor: str | None = None
-    while True:
-        page = fetch(cursor)
-        yield from page.items
-        if not page.next_cursor:
-            return
-        cursor = page.next_cursor
 
 
 class Datasets:
@@ -93,7 +85,7 @@ class Datasets:
 
     def iter_all(self, *, page_size: int = 100) -> Iterator[DatasetPublic]:
         """Every dataset, following cursors page after page."""
-        return _iterate(lambda cursor: self.list(limit=page_size, cursor=cursor))
+        return iterate_pages(lambda cursor: self.list(limit=page_size, cursor=cursor))
 
     def get(self, name: str) -> DatasetDetail:
         return self._c._run(r.dataset_get(name))
@@ -172,7 +164,7 @@ class Tenants:
         return self._c._run(r.tenant_list(limit, cursor))
 
     def iter_all(self, *, page_size: int = 100) -> Iterator[TenantPublic]:
-        return _iterate(lambda cursor: self.list(limit=page_size, cursor=cursor))
+        return iterate_pages(lambda cursor: self.list(limit=page_size, cursor=cursor))
 
     def get(self, tenant_id: str) -> TenantPublic:
         return self._c._run(r.tenant_get(tenant_id))
@@ -201,7 +193,7 @@ class Keys:
         return self._c._run(r.key_list(tenant_id, limit, cursor))
 
     def iter_all(self, tenant_id: str | None = None, *, page_size: int = 100) -> Iterator[ApiKeyPublic]:
-        return _iterate(lambda cursor: self.list(tenant_id, limit=page_size, cursor=cursor))
+        return iterate_pages(lambda cursor: self.list(tenant_id, limit=page_size, cursor=cursor))
 
     def revoke(self, key_id: str, *, tenant_id: str | None = None) -> ApiKeyPublic:
         """Revoke a key; it stops working at once (``tenant_id``: a key of another tenant, operator admin)."""
