@@ -9,6 +9,7 @@ writes each byte once, straight into the capped, hashed staging file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
@@ -17,7 +18,18 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from aimaas.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from aimaas.services.datasets.staging import StagedUpload
 
-__all__ = ["ReceivedUpload", "receive_upload"]
+__all__ = ["ReceivedUpload", "receive_upload", "upload_body"]
+
+
+def upload_body(*form_fields: str) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of an upload route: the raw bytes, or multipart with ``file`` and ``form_fields``
+    (what :func:`receive_upload` accepts)."""
+    properties: dict[str, Any] = {"file": {"type": "string", "format": "binary"}}
+    properties.update({name: {"type": "string"} for name in form_fields})
+    return {"requestBody": {"content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": properties, "required": ["file"]}},
+    }, "required": True}}
 
 _MAX_FIELD_BYTES = 1024
 

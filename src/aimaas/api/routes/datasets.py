@@ -9,7 +9,7 @@ from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from aimaas.api.deps import Paging, Read, ServicesDep, Write
-from aimaas.api.uploads import receive_upload
+from aimaas.api.uploads import receive_upload, upload_body
 from aimaas.domain import Dataset, DatasetSplit, DatasetVersion, Principal
 from aimaas.errors import InvalidInput
 from aimaas.schemas import (
@@ -76,21 +76,7 @@ def split_public(s: DatasetSplit, dataset: str, version: int) -> SplitPublic:
     status_code=201,
     response_model=DatasetVersionPublic,
     summary="Upload a file as a new version (raw body or multipart field 'file')",
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"file": {"type": "string", "format": "binary"}, "format": {"type": "string"}},
-                        "required": ["file"],
-                    }
-                },
-            },
-            "required": True,
-        }
-    },
+    openapi_extra=upload_body("format"),
 )
 async def upload_version(
     request: Request,

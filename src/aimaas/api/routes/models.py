@@ -10,7 +10,7 @@ from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from aimaas.api.deps import Paging, Read, ServicesDep, Write
-from aimaas.api.uploads import receive_upload
+from aimaas.api.uploads import receive_upload, upload_body
 from aimaas.domain import ModelAlias, ModelVersion, Principal, RegisteredModel
 from aimaas.schemas import (
     AliasSet,
@@ -148,11 +148,7 @@ def ref_name(ref: str) -> str:
     status_code=201,
     response_model=ModelVersionPublic,
     summary="Import an ONNX file, a GGUF file or a zipped Hugging Face directory (safetensors) as a new version",
-    openapi_extra={"requestBody": {"content": {
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string",
-                                                                                   "format": "binary"}},
-                                           "required": ["file"]}}}, "required": True}},
+    openapi_extra=upload_body("task"),
 )
 async def import_model(
     request: Request,
